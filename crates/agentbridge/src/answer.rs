@@ -1,0 +1,208 @@
+//! Agent events -> the OpenAI answer. One state machine serves both paths: streaming maps
+//! each [`Piece`] to a chunk as it comes; non-streaming folds the same pieces into one
+//! `chat.completion`.
+
+use crate::citations;
+use crate::error::Result;
+use crate::events::AgentEvent;
+use crate::openai::{Annotation, OutputFile, ToolCall, Usage};
+use crate::pricing::{self, Price};
+use crate::request::AnswerOptions;
+use crate::return_control;
+use crate::trace;
+use serde_json::Value;
+
+/// What an event adds to the answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Piece {
+    /// Answer text (whole UTF-8 characters only).
+    Text(String),
+    /// Citations for the answer: OpenAI annotations and the raw AWS citations.
+    Citations {
+        /// As OpenAI `url_citation` annotations.
+        annotations: Vec<Annotation>,
+        /// As AWS sent them.
+        raw: Vec<Value>,
+    },
+    /// A return of control, as tool calls.
+    ToolCalls(Vec<ToolCall>),
+    /// Output files.
+    Files(Vec<OutputFile>),
+    /// A trace step (only when the caller asked for traces).
+    Trace(Value),
+}
+
+/// Cost and usage at the end of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Outcome {
+    /// Tokens summed over every trace step.
+    pub usage: Usage,
+    /// USD.
+    pub cost: f64,
+}
+
+/// The running state of one answer.
+#[derive(Debug)]
+pub struct AnswerState {
+    session_id: String,
+    options: AnswerOptions,
+    price_override: Option<Price>,
+    current_model: Option<String>,
+    usage: Usage,
+    cost: f64,
+    utf8_carry: Vec<u8>,
+    guardrail: bool,
+    tool_calls: bool,
+}
+
+impl AnswerState {
+    /// A new answer on `session_id`. `price_override` replaces the table's price.
+    pub fn new(session_id: String, options: AnswerOptions, price_override: Option<Price>) -> Self {
+        Self {
+            session_id,
+            options,
+            price_override,
+            current_model: None,
+            usage: Usage::default(),
+            cost: 0.0,
+            utf8_carry: Vec::new(),
+            guardrail: false,
+            tool_calls: false,
+        }
+    }
+
+    /// The agent session.
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// The caller's options.
+    pub fn options(&self) -> AnswerOptions {
+        self.options
+    }
+
+    /// Takes one event, returns what it adds.
+    pub fn accept(&mut self, event: AgentEvent) -> Result<Vec<Piece>> {
+        let mut out = Vec::new();
+        match event {
+            AgentEvent::Chunk { bytes, attribution } => {
+                let text = self.take_utf8(&bytes);
+                if !text.is_empty() {
+                    out.push(Piece::Text(text));
+                }
+                if let Some(a) = attribution {
+                    let raw = a
+                        .get("citations")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    if !raw.is_empty() {
+                        out.push(Piece::Citations {
+                            annotations: citations::annotations(&raw),
+                            raw,
+                        });
+                    }
+                }
+            }
+            AgentEvent::Trace(part) => {
+                self.account(&part);
+                if self.options.include_trace {
+                    out.push(Piece::Trace(part));
+                }
+            }
+            AgentEvent::ReturnControl(payload) => {
+                self.tool_calls = true;
+                out.push(Piece::ToolCalls(return_control::tool_calls(
+                    &self.session_id,
+                    &payload,
+                )?));
+            }
+            AgentEvent::Files(files) => out.push(Piece::Files(files)),
+        }
+        Ok(out)
+    }
+
+    /// Ends the answer: flushes a dangling partial character (as U+FFFD).
+    pub fn finish(&mut self) -> Vec<Piece> {
+        if self.utf8_carry.is_empty() {
+            return vec![];
+        }
+        let rest = String::from_utf8_lossy(&std::mem::take(&mut self.utf8_carry)).into_owned();
+        vec![Piece::Text(rest)]
+    }
+
+    /// `tool_calls`, `content_filter` or `stop`.
+    pub fn finish_reason(&self) -> &'static str {
+        if self.tool_calls {
+            "tool_calls"
+        } else if self.guardrail {
+            "content_filter"
+        } else {
+            "stop"
+        }
+    }
+
+    /// Usage and cost so far.
+    pub fn outcome(&self) -> Outcome {
+        Outcome {
+            usage: self.usage,
+            cost: self.cost,
+        }
+    }
+
+    fn account(&mut self, part: &Value) {
+        if let Some(model) = trace::foundation_model(part) {
+            self.current_model = Some(model.to_string());
+        }
+        if trace::guardrail_intervened(part) {
+            self.guardrail = true;
+        }
+        if let Some((input, output)) = trace::usage(part) {
+            self.usage.add(input, output);
+            let price = self
+                .price_override
+                .or_else(|| self.current_model.as_deref().and_then(pricing::price));
+            match price {
+                Some(p) => self.cost += p.cost(input, output),
+                None => tracing::warn!(
+                    model = self.current_model.as_deref().unwrap_or("unknown"),
+                    "no price for the agent's foundation model; set input_cost_per_token/output_cost_per_token"
+                ),
+            }
+        }
+    }
+
+    /// Appends bytes to the carry and returns the longest valid UTF-8 prefix; an invalid
+    /// sequence (not a split one) is replaced rather than held.
+    fn take_utf8(&mut self, bytes: &[u8]) -> String {
+        self.utf8_carry.extend_from_slice(bytes);
+        let mut out = String::new();
+        loop {
+            match std::str::from_utf8(&self.utf8_carry) {
+                Ok(s) => {
+                    out.push_str(s);
+                    self.utf8_carry.clear();
+                    return out;
+                }
+                Err(e) => {
+                    let valid = e.valid_up_to();
+                    out.push_str(&String::from_utf8_lossy(&self.utf8_carry[..valid]));
+                    match e.error_len() {
+                        None => {
+                            self.utf8_carry.drain(..valid);
+                            return out;
+                        }
+                        Some(bad) => {
+                            out.push('\u{FFFD}');
+                            self.utf8_carry.drain(..valid + bad);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "answer_tests.rs"]
+mod tests;

@@ -1,0 +1,374 @@
+//! The signed HTTP client: sends InvokeAgent, retries what is safe to retry, and turns the
+//! response body into a stream of [`AgentEvent`]s under the deployment's timeouts.
+//!
+//! Retried (up to `num_retries`, jittered exponential backoff from 100 ms, honouring
+//! `retry-after`): connection failures (nothing reached AWS) and error statuses AWS answers
+//! before the stream (`ThrottlingException`, `ServiceQuotaExceededException`, 5xx). Never
+//! retried: anything after a 200 (the agent has accepted the request and may have acted),
+//! timeouts while waiting for the answer, and client errors.
+
+use crate::answer::AnswerState;
+use crate::completion::{ChunkStream, EventStream, ResponseMeta, chunks, fold};
+use crate::deployment::Deployment;
+use crate::error::{AwsErrorKind, Error, Result};
+use crate::events;
+use crate::eventstream::FrameDecoder;
+use crate::openai::{ChatCompletion, ChatRequest};
+use crate::request::{AnswerOptions, InvokeAgentRequest, to_invoke_agent};
+use crate::signing::sign_request;
+use futures::StreamExt;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
+
+/// Characters kept as-is in path segments (RFC 3986 unreserved).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A client for InvokeAgent. Cheap to clone; share one per process.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client with TCP_NODELAY, pooled keep-alive connections and a connect timeout.
+    pub fn new(connect_timeout: Duration) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .connect_timeout(connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .build()
+            .map_err(|e| Error::Connect(e.to_string()))?;
+        Ok(Self { http })
+    }
+
+    /// Sends the request (retrying what is safe) and returns the agent's events.
+    pub async fn invoke(
+        &self,
+        d: &Deployment,
+        req: &InvokeAgentRequest,
+    ) -> Result<(EventStream, String)> {
+        let deadline = Instant::now() + d.settings.timeouts.total;
+        let body =
+            serde_json::to_vec(&req.body).map_err(|e| Error::invalid("body", e.to_string()))?;
+        let path = format!(
+            "/agents/{}/agentAliases/{}/sessions/{}/text",
+            utf8_percent_encode(&req.agent.agent_id, SEGMENT),
+            utf8_percent_encode(&req.agent.alias_id, SEGMENT),
+            utf8_percent_encode(&req.session_id, SEGMENT),
+        );
+        let url = format!("{}{}", d.endpoint, path);
+        let host = host_of(&d.endpoint);
+        let mut attempt = 0u32;
+        loop {
+            match self.send_once(d, &url, &host, &body, req, deadline).await {
+                Ok(resp) => {
+                    let session = resp
+                        .headers()
+                        .get("x-amz-bedrock-agent-session-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or(&req.session_id)
+                        .to_string();
+                    return Ok((event_stream(resp, d, deadline), session));
+                }
+                Err(e) if e.is_retryable() && attempt < d.settings.num_retries => {
+                    let wait = backoff(attempt, &e);
+                    if Instant::now() + wait >= deadline {
+                        return Err(e);
+                    }
+                    tracing::info!(attempt, wait_ms = wait.as_millis() as u64, error = %e, "retrying InvokeAgent");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn send_once(
+        &self,
+        d: &Deployment,
+        url: &str,
+        host: &str,
+        body: &[u8],
+        req: &InvokeAgentRequest,
+        deadline: Instant,
+    ) -> Result<reqwest::Response> {
+        let creds = d.credentials.get().await?;
+        let mut headers: Vec<(&str, &str)> =
+            vec![("host", host), ("content-type", "application/json")];
+        if let Some(arn) = &req.source_arn {
+            headers.push(("x-amz-source-arn", arn));
+        }
+        let signed = sign_request(
+            &creds,
+            &d.region,
+            "POST",
+            url,
+            &headers,
+            body,
+            SystemTime::now(),
+        )?;
+        let mut rb = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("accept", "application/vnd.amazon.eventstream");
+        if let Some(arn) = &req.source_arn {
+            rb = rb.header("x-amz-source-arn", arn);
+        }
+        for (k, v) in &signed {
+            rb = rb.header(k, v);
+        }
+        let wait = d
+            .settings
+            .timeouts
+            .idle
+            .min(deadline.saturating_duration_since(Instant::now()));
+        let resp = tokio::time::timeout(wait, rb.body(body.to_vec()).send())
+            .await
+            .map_err(|_| {
+                Error::Timeout(format!(
+                    "no response from the agent within {}s",
+                    wait.as_secs_f64()
+                ))
+            })?
+            .map_err(|e| {
+                if e.is_connect() {
+                    Error::Connect(e.to_string())
+                } else if e.is_timeout() {
+                    Error::Timeout(e.to_string())
+                } else {
+                    Error::Decode(format!("request failed after it was sent: {e}"))
+                }
+            })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        Err(aws_http_error(resp, wait).await)
+    }
+}
+
+async fn aws_http_error(resp: reqwest::Response, wait: Duration) -> Error {
+    let status = resp.status().as_u16();
+    let header = |k: &str| {
+        resp.headers()
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let type_header = header("x-amzn-errortype");
+    let retry_after = header("retry-after")
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = tokio::time::timeout(wait, resp.bytes())
+        .await
+        .ok()
+        .and_then(|b| b.ok())
+        .unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let code = type_header
+        .or_else(|| {
+            json.get("__type")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
+        .map(|t| {
+            t.split(':')
+                .next()
+                .unwrap_or_default()
+                .rsplit('#')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| format!("HTTP{status}"));
+    let mut kind = AwsErrorKind::from_type_name(&code);
+    if kind == AwsErrorKind::Other {
+        kind = match status {
+            429 => AwsErrorKind::Throttling,
+            403 => AwsErrorKind::AccessDenied,
+            404 => AwsErrorKind::ResourceNotFound,
+            400 => AwsErrorKind::Validation,
+            502 => AwsErrorKind::BadGateway,
+            503 => AwsErrorKind::ModelNotReady,
+            _ => AwsErrorKind::Other,
+        };
+    }
+    let message = json
+        .get("message")
+        .or_else(|| json.get("Message"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("the agent endpoint answered HTTP {status}"));
+    Error::Aws {
+        kind,
+        code,
+        message,
+        retry_after,
+    }
+}
+
+fn backoff(attempt: u32, e: &Error) -> Duration {
+    if let Error::Aws {
+        retry_after: Some(r),
+        ..
+    } = e
+    {
+        return *r;
+    }
+    let base = 100u64 << attempt.min(6);
+    Duration::from_millis(base / 2 + rand::random_range(0..=base / 2))
+}
+
+fn host_of(endpoint: &str) -> String {
+    let rest = endpoint
+        .split_once("://")
+        .map(|(_, r)| r)
+        .unwrap_or(endpoint);
+    rest.split('/').next().unwrap_or(rest).to_string()
+}
+
+struct BodyState {
+    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    decoder: FrameDecoder,
+    idle: Duration,
+    deadline: Instant,
+    done: bool,
+}
+
+fn event_stream(resp: reqwest::Response, d: &Deployment, deadline: Instant) -> EventStream {
+    let st = BodyState {
+        body: resp.bytes_stream().boxed(),
+        decoder: FrameDecoder::new(d.settings.max_event_bytes),
+        idle: d.settings.timeouts.idle,
+        deadline,
+        done: false,
+    };
+    Box::pin(futures::stream::unfold(st, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        loop {
+            match st.decoder.next_message() {
+                Err(e) => {
+                    st.done = true;
+                    return Some((Err(e), st));
+                }
+                Ok(Some(msg)) => match events::decode(&msg) {
+                    Ok(Some(ev)) => return Some((Ok(ev), st)),
+                    Ok(None) => continue,
+                    Err(e) => {
+                        st.done = true;
+                        return Some((Err(e), st));
+                    }
+                },
+                Ok(None) => {}
+            }
+            let now = Instant::now();
+            if now >= st.deadline {
+                st.done = true;
+                return Some((
+                    Err(Error::Timeout(
+                        "the agent's answer exceeded the total timeout".into(),
+                    )),
+                    st,
+                ));
+            }
+            let wait = st.idle.min(st.deadline - now);
+            match tokio::time::timeout(wait, st.body.next()).await {
+                Err(_) => {
+                    st.done = true;
+                    let msg = format!("no event from the agent for {}s", wait.as_secs_f64());
+                    return Some((Err(Error::Timeout(msg)), st));
+                }
+                Ok(Some(Ok(bytes))) => st.decoder.push(&bytes),
+                Ok(Some(Err(e))) => {
+                    st.done = true;
+                    return Some((
+                        Err(Error::Decode(format!("the agent's stream broke: {e}"))),
+                        st,
+                    ));
+                }
+                Ok(None) => {
+                    st.done = true;
+                    return match st.decoder.finish() {
+                        Ok(()) => None,
+                        Err(e) => Some((Err(e), st)),
+                    };
+                }
+            }
+        }
+    }))
+}
+
+/// Events -> OpenAI, for one chat request to one deployment.
+impl Client {
+    /// Transforms, invokes, and returns the event stream with the answer state.
+    pub async fn start(
+        &self,
+        d: &Deployment,
+        chat: &ChatRequest,
+    ) -> Result<(EventStream, AnswerState)> {
+        let (req, options): (InvokeAgentRequest, AnswerOptions) =
+            to_invoke_agent(&d.settings.model, chat, &d.settings.agent_params)?;
+        let (events, session) = self.invoke(d, &req).await?;
+        Ok((events, AnswerState::new(session, options, d.settings.price)))
+    }
+
+    /// A whole `chat.completion`. `model_name` is the name the caller used.
+    pub async fn complete(
+        &self,
+        d: &Deployment,
+        chat: &ChatRequest,
+        model_name: &str,
+    ) -> Result<ChatCompletion> {
+        let (events, state) = self.start(d, chat).await?;
+        fold(ResponseMeta::new(model_name), state, events).await
+    }
+
+    /// A stream of `chat.completion.chunk`s.
+    pub async fn stream(
+        &self,
+        d: &Deployment,
+        chat: &ChatRequest,
+        model_name: &str,
+    ) -> Result<ChunkStream> {
+        let (events, state) = self.start(d, chat).await?;
+        Ok(chunks(ResponseMeta::new(model_name), state, events))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_is_taken_from_the_endpoint() {
+        assert_eq!(
+            host_of("https://bedrock-agent-runtime.us-west-2.amazonaws.com"),
+            "bedrock-agent-runtime.us-west-2.amazonaws.com"
+        );
+        assert_eq!(host_of("http://127.0.0.1:9001/"), "127.0.0.1:9001");
+    }
+
+    #[test]
+    fn backoff_grows_and_honours_retry_after() {
+        let e = Error::Connect("x".into());
+        assert!(backoff(0, &e) <= Duration::from_millis(100));
+        assert!(backoff(3, &e) >= Duration::from_millis(400));
+        let t = Error::Aws {
+            kind: AwsErrorKind::Throttling,
+            code: "T".into(),
+            message: "m".into(),
+            retry_after: Some(Duration::from_secs(2)),
+        };
+        assert_eq!(backoff(0, &t), Duration::from_secs(2));
+    }
+}

@@ -1,0 +1,252 @@
+//! AWS credentials for a deployment, from `aws-config`'s providers, cached and refreshed in
+//! the background before they expire so that no request waits on STS or IMDS.
+//!
+//! Sources, in order: explicit keys (`aws_access_key_id`/`aws_secret_access_key`/
+//! `aws_session_token`), a profile (`aws_profile_name`), web identity
+//! (`aws_web_identity_token` with `aws_role_name`), otherwise the default chain. With
+//! `aws_role_name` (and no web identity token) the role is assumed from that base.
+
+use crate::error::{Error, Result};
+use aws_config::Region;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use secrecy::{ExposeSecret, SecretString};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+/// Refresh this long before expiry, in the background.
+const REFRESH_AHEAD: Duration = Duration::from_secs(300);
+
+/// How a deployment authenticates (LiteLLM's `aws_*` parameters).
+#[derive(Debug, Clone, Default)]
+pub struct AwsAuth {
+    /// `aws_access_key_id`.
+    pub access_key_id: Option<SecretString>,
+    /// `aws_secret_access_key`.
+    pub secret_access_key: Option<SecretString>,
+    /// `aws_session_token`.
+    pub session_token: Option<SecretString>,
+    /// `aws_profile_name`.
+    pub profile_name: Option<String>,
+    /// `aws_role_name`: a role ARN to assume.
+    pub role_name: Option<String>,
+    /// `aws_session_name` for the assumed role.
+    pub session_name: Option<String>,
+    /// `aws_web_identity_token`: the token, or a path to a file holding it.
+    pub web_identity_token: Option<SecretString>,
+    /// `aws_external_id` for assume-role.
+    pub external_id: Option<String>,
+}
+
+/// A credentials provider with a cache refreshed ahead of expiry.
+#[derive(Debug)]
+pub struct CredentialCache {
+    provider: SharedCredentialsProvider,
+    current: RwLock<Option<Credentials>>,
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl CredentialCache {
+    /// Builds the provider for `auth` in `region`.
+    pub async fn new(auth: &AwsAuth, region: Region) -> Result<Arc<Self>> {
+        let provider = provider(auth, region).await?;
+        Ok(Arc::new(Self {
+            provider,
+            current: RwLock::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// Credentials valid now. Fresh ones are returned from the cache; ones about to expire
+    /// are returned too while a background task fetches the next; expired or missing ones
+    /// are fetched (once, for all waiting requests).
+    pub async fn get(self: &Arc<Self>) -> Result<Credentials> {
+        let now = SystemTime::now();
+        if let Some(c) = self.cached() {
+            match c.expiry() {
+                None => return Ok(c),
+                Some(exp) if exp > now + REFRESH_AHEAD => return Ok(c),
+                Some(exp) if exp > now => {
+                    let me = Arc::clone(self);
+                    tokio::spawn(async move {
+                        if let Ok(_guard) = me.refreshing.try_lock()
+                            && let Err(e) = me.refresh().await
+                        {
+                            tracing::warn!(error = %e, "background credential refresh failed");
+                        }
+                    });
+                    return Ok(c);
+                }
+                Some(_) => {}
+            }
+        }
+        let _guard = self.refreshing.lock().await;
+        if let Some(c) = self.cached()
+            && c.expiry().is_none_or(|e| e > SystemTime::now())
+        {
+            return Ok(c);
+        }
+        self.refresh().await
+    }
+
+    fn cached(&self) -> Option<Credentials> {
+        self.current.read().ok().and_then(|c| c.clone())
+    }
+
+    async fn refresh(&self) -> Result<Credentials> {
+        let c = self
+            .provider
+            .provide_credentials()
+            .await
+            .map_err(|e| Error::Credentials(e.to_string()))?;
+        if let Ok(mut cur) = self.current.write() {
+            *cur = Some(c.clone());
+        }
+        Ok(c)
+    }
+}
+
+async fn provider(auth: &AwsAuth, region: Region) -> Result<SharedCredentialsProvider> {
+    use aws_config::default_provider::credentials::DefaultCredentialsChain;
+    use aws_config::profile::ProfileFileCredentialsProvider;
+    use aws_config::web_identity_token::{
+        StaticConfiguration, WebIdentityTokenCredentialsProvider,
+    };
+
+    if let Some(token) = &auth.web_identity_token {
+        let role = auth.role_name.clone().ok_or_else(|| {
+            Error::Credentials(
+                "aws_web_identity_token needs aws_role_name (the role ARN to assume)".into(),
+            )
+        })?;
+        let file = token_file(token)?;
+        let conf = aws_config::provider_config::ProviderConfig::default().with_region(Some(region));
+        let p = WebIdentityTokenCredentialsProvider::builder()
+            .configure(&conf)
+            .static_configuration(StaticConfiguration {
+                web_identity_token_file: file,
+                role_arn: role,
+                session_name: auth
+                    .session_name
+                    .clone()
+                    .unwrap_or_else(|| "agentbridge".into()),
+            })
+            .build();
+        return Ok(SharedCredentialsProvider::new(p));
+    }
+
+    let base = match (&auth.access_key_id, &auth.secret_access_key) {
+        (Some(ak), Some(sk)) => SharedCredentialsProvider::new(Credentials::new(
+            ak.expose_secret(),
+            sk.expose_secret(),
+            auth.session_token
+                .as_ref()
+                .map(|t| t.expose_secret().to_string()),
+            None,
+            "agentbridge-config",
+        )),
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(Error::Credentials(
+                "aws_access_key_id and aws_secret_access_key must be given together".into(),
+            ));
+        }
+        (None, None) => match &auth.profile_name {
+            Some(p) => SharedCredentialsProvider::new(
+                ProfileFileCredentialsProvider::builder()
+                    .profile_name(p)
+                    .build(),
+            ),
+            None => SharedCredentialsProvider::new(
+                DefaultCredentialsChain::builder()
+                    .region(region.clone())
+                    .build()
+                    .await,
+            ),
+        },
+    };
+
+    match &auth.role_name {
+        None => Ok(base),
+        Some(role) => {
+            let mut b = aws_config::sts::AssumeRoleProvider::builder(role)
+                .session_name(
+                    auth.session_name
+                        .clone()
+                        .unwrap_or_else(|| "agentbridge".into()),
+                )
+                .region(region);
+            if let Some(id) = &auth.external_id {
+                b = b.external_id(id);
+            }
+            Ok(SharedCredentialsProvider::new(
+                b.build_from_provider(base).await,
+            ))
+        }
+    }
+}
+
+/// The web identity token as a file: the value itself when it names an existing file,
+/// otherwise written to a private temporary file (the provider reads tokens from files).
+fn token_file(token: &SecretString) -> Result<std::path::PathBuf> {
+    let value = token.expose_secret();
+    let path = std::path::Path::new(value);
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    let file =
+        std::env::temp_dir().join(format!("agentbridge-web-identity-{}", uuid::Uuid::new_v4()));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(&file)
+        .map_err(|e| Error::Credentials(format!("web identity token file: {e}")))?;
+    std::io::Write::write_all(&mut f, value.as_bytes())
+        .map_err(|e| Error::Credentials(format!("web identity token file: {e}")))?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn explicit_keys_are_used_and_cached() {
+        let auth = AwsAuth {
+            access_key_id: Some("AKIDEXAMPLE".into()),
+            secret_access_key: Some("secret".into()),
+            session_token: Some("tok".into()),
+            ..Default::default()
+        };
+        let cache = CredentialCache::new(&auth, Region::new("us-west-2"))
+            .await
+            .unwrap();
+        let c = cache.get().await.unwrap();
+        assert_eq!(c.access_key_id(), "AKIDEXAMPLE");
+        assert_eq!(c.session_token(), Some("tok"));
+        assert!(cache.cached().is_some());
+    }
+
+    #[tokio::test]
+    async fn half_given_keys_are_an_error() {
+        let auth = AwsAuth {
+            access_key_id: Some("AKID".into()),
+            ..Default::default()
+        };
+        assert!(
+            CredentialCache::new(&auth, Region::new("us-west-2"))
+                .await
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let auth = AwsAuth {
+            secret_access_key: Some("very-secret-value".into()),
+            ..Default::default()
+        };
+        assert!(!format!("{auth:?}").contains("very-secret-value"));
+    }
+}

@@ -1,1 +1,242 @@
-fn main() {}
+//! `agentbridge`: the OpenAI-compatible gateway for Bedrock Agents, and its emulator.
+//!
+//! A thin main: parse flags, load the config, start the proxy (and, with `--emulator`, the
+//! built-in Bedrock Agents emulator it talks to) or the emulator alone.
+
+use agentbridge_emulator::{EmulatorConfig, TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY};
+use agentbridge_proxy::config::{self, Config, LoadOptions};
+use agentbridge_proxy::server::{ServeOptions, serve, shutdown_signal};
+use agentbridge_proxy::state::Gateway;
+use clap::{Args, Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// OpenAI Chat Completions for Amazon Bedrock Agents.
+#[derive(Parser, Debug)]
+#[command(name = "agentbridge", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    proxy: ProxyArgs,
+}
+
+#[derive(Args, Debug)]
+struct ProxyArgs {
+    /// LiteLLM-format config file (model_list, general_settings).
+    #[arg(long, short = 'c', env = "AGENTBRIDGE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on. Default: 0.0.0.0 with a master key, 127.0.0.1 without one.
+    #[arg(long)]
+    host: Option<String>,
+    /// Port to listen on.
+    #[arg(long, short = 'p', default_value_t = 4000, env = "PORT")]
+    port: u16,
+    /// Serve every model from the built-in Bedrock Agents emulator instead of AWS (no AWS
+    /// account needed; unset AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY get test values).
+    #[arg(long)]
+    emulator: bool,
+    /// Accept a master key that is short or a well-known sample (local tests only).
+    #[arg(long)]
+    allow_weak_master_key: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the Bedrock Agents runtime emulator (InvokeAgent with SigV4 and event streams).
+    Emulator(EmulatorArgs),
+}
+
+#[derive(Args, Debug)]
+struct EmulatorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on.
+    #[arg(long, short = 'p', default_value_t = 9001)]
+    port: u16,
+    /// Answer every call with one precomputed answer, no delays (for benchmarks).
+    #[arg(long)]
+    canned: bool,
+    /// Access key id to accept (with --secret-access-key); the test key is always accepted.
+    #[arg(long, requires = "secret_access_key")]
+    access_key_id: Option<String>,
+    /// Secret for --access-key-id.
+    #[arg(long, requires = "access_key_id")]
+    secret_access_key: Option<String>,
+    /// Skip SigV4 verification.
+    #[arg(long)]
+    no_verify: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,hyper=warn,aws_config=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Some(Command::Emulator(args)) => run_emulator(args).await,
+            None => run_proxy(cli.proxy).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn run_emulator(args: EmulatorArgs) -> Result<(), AnyError> {
+    let mut config = EmulatorConfig {
+        canned: args.canned,
+        verify_signatures: !args.no_verify,
+        ..Default::default()
+    };
+    if let (Some(ak), Some(sk)) = (args.access_key_id, args.secret_access_key) {
+        config.credentials.push((ak, sk, None));
+    }
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
+    println!(
+        "agentbridge emulator listening on http://{} (test credentials: {TEST_ACCESS_KEY_ID} / {TEST_SECRET_ACCESS_KEY}{})",
+        listener.local_addr()?,
+        if args.canned { "; canned mode" } else { "" }
+    );
+    agentbridge_emulator::serve(listener, config, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn run_proxy(args: ProxyArgs) -> Result<(), AnyError> {
+    let Some(path) = args.config.as_deref() else {
+        return Err("--config PATH is required (a LiteLLM-format config.yaml); see --help".into());
+    };
+    let opts = LoadOptions {
+        allow_weak_master_key: args.allow_weak_master_key,
+    };
+    let mut cfg = if args.emulator {
+        config::load_with_env(path, opts, &|k| {
+            std::env::var(k).ok().or_else(|| match k {
+                "AWS_ACCESS_KEY_ID" => Some(TEST_ACCESS_KEY_ID.into()),
+                "AWS_SECRET_ACCESS_KEY" => Some(TEST_SECRET_ACCESS_KEY.into()),
+                _ => None,
+            })
+        })?
+    } else {
+        config::load(path, opts)?
+    };
+    for w in &cfg.warnings {
+        tracing::warn!("config: {w}");
+    }
+    if args.emulator {
+        let addr = start_emulator(&mut cfg).await?;
+        println!(
+            "agentbridge: --emulator: every model is served by the built-in emulator at http://{addr}"
+        );
+    }
+    let has_key = cfg.master_key.is_some();
+    let host = match (&args.host, has_key) {
+        (Some(h), _) => h.clone(),
+        (None, true) => "0.0.0.0".into(),
+        (None, false) => "127.0.0.1".into(),
+    };
+    let serve_opts = ServeOptions {
+        header_read_timeout: cfg.server.header_read_timeout(),
+        shutdown_grace: cfg.server.shutdown_grace(),
+    };
+    let names: Vec<(String, String)> = cfg
+        .models
+        .iter()
+        .map(|m| {
+            (
+                m.name.clone(),
+                format!(
+                    "{} ({})",
+                    m.settings.model,
+                    m.settings.region.as_deref().unwrap_or("default region")
+                ),
+            )
+        })
+        .collect();
+    let gateway = Arc::new(Gateway::new(cfg).await?);
+    let listener = tokio::net::TcpListener::bind((host.as_str(), args.port)).await?;
+    let addr: SocketAddr = listener.local_addr()?;
+    println!("agentbridge listening on http://{addr}");
+    for (name, target) in &names {
+        println!("  model {name:<24} -> {target}");
+    }
+    if !has_key {
+        println!(
+            "WARNING: no general_settings.master_key: the API accepts any caller. {}",
+            if args.host.is_some() {
+                "Listening on the address given with --host."
+            } else {
+                "Listening on loopback only; pass --host to listen elsewhere."
+            }
+        );
+    }
+    let app = agentbridge_proxy::app(gateway);
+    let clean = serve(listener, app, serve_opts, shutdown_signal()).await?;
+    println!(
+        "agentbridge stopped{}",
+        if clean {
+            ""
+        } else {
+            " (some requests were cut at the grace deadline)"
+        }
+    );
+    Ok(())
+}
+
+/// Starts the emulator in-process, points every model at it, and makes it accept the
+/// credentials the models sign with.
+async fn start_emulator(cfg: &mut Config) -> Result<SocketAddr, AnyError> {
+    let mut ecfg = EmulatorConfig::default();
+    for m in &mut cfg.models {
+        let auth = &mut m.settings.auth;
+        match (&auth.access_key_id, &auth.secret_access_key) {
+            (Some(ak), Some(sk)) => ecfg.credentials.push((
+                ak.expose_secret().to_string(),
+                sk.expose_secret().to_string(),
+                auth.session_token
+                    .as_ref()
+                    .map(|t| t.expose_secret().to_string()),
+            )),
+            _ => {
+                auth.access_key_id = Some(SecretString::from(TEST_ACCESS_KEY_ID));
+                auth.secret_access_key = Some(SecretString::from(TEST_SECRET_ACCESS_KEY));
+                auth.profile_name = None;
+                auth.role_name = None;
+                auth.web_identity_token = None;
+            }
+        }
+        if m.settings.region.is_none() {
+            m.settings.region = Some("us-east-1".into());
+        }
+    }
+    let addr = agentbridge_emulator::spawn(ecfg).await?;
+    for m in &mut cfg.models {
+        m.settings.endpoint = Some(format!("http://{addr}"));
+    }
+    Ok(addr)
+}

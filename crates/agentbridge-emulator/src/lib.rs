@@ -1,1 +1,85 @@
-//! placeholder
+//! # agentbridge-emulator
+//!
+//! A faithful emulator of the Bedrock Agents runtime's `InvokeAgent` API, so agentbridge runs
+//! and is tested without an AWS account. It verifies SigV4 signatures (its own verifier),
+//! writes real `application/vnd.amazon.eventstream` frames (its own writer, CRCs included),
+//! validates paths and bodies against the API model's patterns and limits, remembers
+//! sessions, and scripts behaviours chosen by `emulate:` tokens in the input (see
+//! [`script`]). boto3's `bedrock-agent-runtime` client is tested against it.
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! let config = agentbridge_emulator::EmulatorConfig::default();
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+//! agentbridge_emulator::serve(listener, config, std::future::pending()).await
+//! # }
+//! ```
+
+pub mod agent;
+pub mod frame;
+pub mod script;
+pub mod server;
+pub mod sigv4;
+pub mod validate;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+/// The access key id the emulator accepts by default.
+pub const TEST_ACCESS_KEY_ID: &str = "AKIDAGENTBRIDGEEMU";
+/// The secret that goes with [`TEST_ACCESS_KEY_ID`].
+pub const TEST_SECRET_ACCESS_KEY: &str = "agentbridge-emulator-secret-key";
+
+/// How the emulator behaves.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// Accepted credentials: (access key id, secret, session token).
+    pub credentials: Vec<(String, String, Option<String>)>,
+    /// Check signatures (on by default).
+    pub verify_signatures: bool,
+    /// Answer every call with one fixed, precomputed answer (for benchmarks).
+    pub canned: bool,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            credentials: vec![(
+                TEST_ACCESS_KEY_ID.into(),
+                TEST_SECRET_ACCESS_KEY.into(),
+                None,
+            )],
+            verify_signatures: true,
+            canned: false,
+        }
+    }
+}
+
+/// Serves on `listener` until `shutdown` resolves. Accepted sockets get TCP_NODELAY.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: EmulatorConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, server::app(config))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Starts the emulator on an ephemeral loopback port in the background; returns its address.
+pub async fn spawn(config: EmulatorConfig) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = serve(listener, config, std::future::pending()).await {
+            tracing::error!(error = %e, "emulator stopped");
+        }
+    });
+    Ok(addr)
+}

@@ -1,1 +1,47 @@
-//! placeholder
+//! # agentbridge-proxy
+//!
+//! An OpenAI-compatible HTTP server in front of Bedrock Agents that reads LiteLLM's config
+//! format. It owns config loading, auth, routes, SSE and the accept loop; every agent call
+//! goes through the `agentbridge` SDK.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use agentbridge_proxy::{config, state::Gateway, app};
+//! let cfg = config::load("config.yaml".as_ref(), config::LoadOptions::default())?;
+//! let gateway = std::sync::Arc::new(Gateway::new(cfg).await?);
+//! let router = app(gateway);
+//! # let _ = router; Ok(()) }
+//! ```
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod routes;
+pub mod server;
+pub mod sse;
+pub mod state;
+
+use axum::Router;
+use axum::routing::{get, post};
+use state::Gateway;
+use std::sync::Arc;
+
+/// The whole HTTP API as one router (tests drive it with `tower::ServiceExt::oneshot`).
+pub fn app(gateway: Arc<Gateway>) -> Router {
+    let api = Router::new()
+        .route("/v1/chat/completions", post(routes::chat))
+        .route("/chat/completions", post(routes::chat))
+        .route("/v1/models", get(routes::models))
+        .route("/models", get(routes::models))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&gateway),
+            routes::require_key,
+        ));
+    Router::new()
+        .merge(api)
+        .route("/health/liveliness", get(routes::liveliness))
+        .route("/health/liveness", get(routes::liveliness))
+        .route("/health/readiness", get(routes::readiness))
+        .fallback(routes::fallback)
+        .with_state(gateway)
+}

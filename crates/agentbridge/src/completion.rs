@@ -103,9 +103,15 @@ pub async fn fold(
 pub struct ChunkStream {
     inner: Pin<Box<dyn Stream<Item = Result<ChatChunk>> + Send>>,
     outcome: Arc<Mutex<Option<Outcome>>>,
+    session_id: String,
 }
 
 impl ChunkStream {
+    /// The agent session of this answer.
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
     /// Usage and cost, once the stream has ended cleanly.
     pub fn outcome(&self) -> Option<Outcome> {
         self.outcome.lock().ok().and_then(|o| *o)
@@ -267,6 +273,7 @@ impl Driver {
 /// an `Err` item.
 pub fn chunks(meta: ResponseMeta, state: AnswerState, events: EventStream) -> ChunkStream {
     let outcome = Arc::new(Mutex::new(None));
+    let session_id = state.session_id().to_string();
     let driver = Driver {
         meta,
         state,
@@ -279,6 +286,7 @@ pub fn chunks(meta: ResponseMeta, state: AnswerState, events: EventStream) -> Ch
     ChunkStream {
         inner: Box::pin(futures::stream::unfold(driver, Driver::next)),
         outcome,
+        session_id,
     }
 }
 

@@ -1,0 +1,358 @@
+//! LiteLLM's proxy config format, read as data.
+//!
+//! `model_list[].model_name` + `litellm_params` become deployments; `general_settings.
+//! master_key` guards the API. `os.environ/VAR` strings are resolved once, here. Every
+//! problem is reported with its key path (`model_list[1].litellm_params.model`); LiteLLM keys
+//! agentbridge does not use are warnings; typos in agentbridge's own `agentbridge:` section
+//! are errors.
+
+use agentbridge::DeploymentSettings;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+/// Master keys seen in documentation, refused unless explicitly allowed.
+const SAMPLE_KEYS: &[&str] = &[
+    "sk-1234",
+    "sk-12345",
+    "sk-123456789",
+    "your-litellm-api-key",
+    "your-master-key",
+    "changeme",
+    "password",
+    "sk-xxxxxxxxxxxxxxxx",
+    "sk-my-master-key-123",
+];
+/// The shortest master key accepted.
+pub const MIN_MASTER_KEY_LEN: usize = 16;
+
+/// One served model name and the deployment behind it.
+#[derive(Debug, Clone)]
+pub struct ModelEntry {
+    /// `model_name`: what clients ask for.
+    pub name: String,
+    /// `litellm_params`, parsed.
+    pub settings: DeploymentSettings,
+}
+
+/// agentbridge's own server settings (`agentbridge:` section; flags override).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Largest request body, bytes (default 10 MiB).
+    pub max_body_bytes: usize,
+    /// Seconds a client may take to send a request's headers (default 30). The same timer
+    /// runs while a kept-alive connection waits for its next request, so it is also the
+    /// idle timeout of client connections.
+    pub header_read_timeout_secs: f64,
+    /// Requests handled at once; more get 503 (default 1024).
+    pub max_concurrent_requests: usize,
+    /// Seconds in-flight requests get to finish on shutdown (default 30).
+    pub shutdown_grace_secs: f64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 10 << 20,
+            header_read_timeout_secs: 30.0,
+            max_concurrent_requests: 1024,
+            shutdown_grace_secs: 30.0,
+        }
+    }
+}
+
+impl ServerSettings {
+    /// Header read timeout.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.header_read_timeout_secs)
+    }
+    /// Shutdown grace period.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs_f64(self.shutdown_grace_secs)
+    }
+}
+
+/// A loaded config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Served models, in config order.
+    pub models: Vec<ModelEntry>,
+    /// `general_settings.master_key`.
+    pub master_key: Option<SecretString>,
+    /// `general_settings.database_url` (or `DATABASE_URL`).
+    pub database_url: Option<SecretString>,
+    /// Server settings.
+    pub server: ServerSettings,
+    /// Keys that were ignored, for the start-up log.
+    pub warnings: Vec<String>,
+}
+
+/// Every problem found in a config.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid config:\n  - {}", problems.join("\n  - "))]
+pub struct ConfigError {
+    /// One line per problem, each naming its key path.
+    pub problems: Vec<String>,
+}
+
+impl ConfigError {
+    fn one(p: impl Into<String>) -> Self {
+        Self {
+            problems: vec![p.into()],
+        }
+    }
+}
+
+/// Options that change how a config is judged.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// Accept a short or sample master key.
+    pub allow_weak_master_key: bool,
+}
+
+/// Reads and validates the config file at `path`, resolving `os.environ/` from the process
+/// environment.
+pub fn load(path: &std::path::Path, opts: LoadOptions) -> Result<Config, ConfigError> {
+    load_with_env(path, opts, &|k| std::env::var(k).ok())
+}
+
+/// Like [`load`], with `env` resolving `os.environ/VAR`.
+pub fn load_with_env(
+    path: &std::path::Path,
+    opts: LoadOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::one(format!("{}: cannot read: {e}", path.display())))?;
+    parse(&text, env, opts).map_err(|e| ConfigError {
+        problems: e
+            .problems
+            .into_iter()
+            .map(|p| format!("{}: {p}", path.display()))
+            .collect(),
+    })
+}
+
+/// Parses and validates config text. `env` resolves `os.environ/VAR`.
+pub fn parse(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    opts: LoadOptions,
+) -> Result<Config, ConfigError> {
+    let root: Value =
+        serde_norway::from_str(text).map_err(|e| ConfigError::one(format!("YAML: {e}")))?;
+    let root = match root {
+        Value::Object(m) => m,
+        Value::Null => Map::new(),
+        _ => {
+            return Err(ConfigError::one(
+                "the config must be a mapping with a model_list",
+            ));
+        }
+    };
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    for k in root.keys() {
+        if ![
+            "model_list",
+            "general_settings",
+            "litellm_settings",
+            "router_settings",
+            "agentbridge",
+            "environment_variables",
+        ]
+        .contains(&k.as_str())
+        {
+            warnings.push(format!("{k}: unknown top-level key, ignored"));
+        } else if [
+            "litellm_settings",
+            "router_settings",
+            "environment_variables",
+        ]
+        .contains(&k.as_str())
+        {
+            warnings.push(format!("{k}: not used by agentbridge, ignored"));
+        }
+    }
+
+    let mut models = Vec::new();
+    match root.get("model_list") {
+        None | Some(Value::Null) => {
+            problems.push("model_list: required, a list of {model_name, litellm_params}".into())
+        }
+        Some(Value::Array(list)) => {
+            for (i, item) in list.iter().enumerate() {
+                let at = format!("model_list[{i}]");
+                let Some(m) = item.as_object() else {
+                    problems.push(format!(
+                        "{at}: expected a mapping with model_name and litellm_params"
+                    ));
+                    continue;
+                };
+                for k in m.keys() {
+                    if !["model_name", "litellm_params", "model_info"].contains(&k.as_str()) {
+                        warnings.push(format!("{at}.{k}: unknown key, ignored"));
+                    }
+                }
+                let name = match m.get("model_name") {
+                    Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                    _ => {
+                        problems.push(format!("{at}.model_name: required, a non-empty string"));
+                        continue;
+                    }
+                };
+                let params = match m.get("litellm_params") {
+                    Some(Value::Object(p)) => p.clone(),
+                    _ => {
+                        problems.push(format!(
+                            "{at}.litellm_params: required, a mapping with model"
+                        ));
+                        continue;
+                    }
+                };
+                let mut params = params;
+                if let Err(e) = resolve_env(&mut params, &format!("{at}.litellm_params"), env) {
+                    problems.extend(e);
+                    continue;
+                }
+                let model = match params.get("model") {
+                    Some(Value::String(s)) => s.clone(),
+                    _ => {
+                        problems.push(format!("{at}.litellm_params.model: required, e.g. bedrock/agent/AGENT_ID/ALIAS_ID"));
+                        continue;
+                    }
+                };
+                match DeploymentSettings::from_params(&model, &params) {
+                    Ok(settings) => models.push(ModelEntry { name, settings }),
+                    Err(errs) => {
+                        for e in errs {
+                            problems.push(format!("{at}.litellm_params.{}: {}", e.key, e.message));
+                        }
+                    }
+                }
+            }
+            if list.is_empty() {
+                problems.push("model_list: is empty; add at least one model".into());
+            }
+        }
+        Some(_) => problems.push("model_list: expected a list".into()),
+    }
+
+    let mut master_key = None;
+    let mut database_url = env("DATABASE_URL").map(SecretString::from);
+    match root.get("general_settings") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(g)) => {
+            let mut g = g.clone();
+            match resolve_env(&mut g, "general_settings", env) {
+                Err(e) => problems.extend(e),
+                Ok(()) => {
+                    for (k, v) in &g {
+                        match (k.as_str(), v) {
+                            ("master_key", Value::String(s)) => {
+                                if !opts.allow_weak_master_key {
+                                    if s.len() < MIN_MASTER_KEY_LEN {
+                                        problems.push(format!(
+                                            "general_settings.master_key: is {} characters; use at least {MIN_MASTER_KEY_LEN} random characters (or start with --allow-weak-master-key for local tests)",
+                                            s.len()
+                                        ));
+                                    } else if SAMPLE_KEYS.contains(&s.as_str()) {
+                                        problems.push("general_settings.master_key: is a well-known sample value; use a random key (or --allow-weak-master-key for local tests)".into());
+                                    }
+                                }
+                                master_key = Some(SecretString::from(s.clone()));
+                            }
+                            ("master_key", Value::Null) => {}
+                            ("master_key", _) => problems
+                                .push("general_settings.master_key: expected a string".into()),
+                            ("database_url", Value::String(s)) => {
+                                database_url = Some(SecretString::from(s.clone()))
+                            }
+                            ("database_url", _) => problems
+                                .push("general_settings.database_url: expected a string".into()),
+                            (other, _) => warnings.push(format!(
+                                "general_settings.{other}: not used by agentbridge, ignored"
+                            )),
+                        }
+                    }
+                }
+            }
+        }
+        Some(_) => problems.push("general_settings: expected a mapping".into()),
+    }
+
+    let server = match root.get("agentbridge") {
+        None | Some(Value::Null) => ServerSettings::default(),
+        Some(v) => match serde_path_to_error::deserialize::<_, ServerSettings>(v.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(format!("agentbridge.{}: {}", e.path(), e.inner()));
+                ServerSettings::default()
+            }
+        },
+    };
+
+    if problems.is_empty() {
+        Ok(Config {
+            models,
+            master_key,
+            database_url,
+            server,
+            warnings,
+        })
+    } else {
+        Err(ConfigError { problems })
+    }
+}
+
+/// Replaces `os.environ/VAR` strings (at any depth) with the variable's value.
+fn resolve_env(
+    map: &mut Map<String, Value>,
+    at: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), Vec<String>> {
+    let mut problems = Vec::new();
+    for (k, v) in map.iter_mut() {
+        resolve_value(v, &format!("{at}.{k}"), env, &mut problems);
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+fn resolve_value(
+    v: &mut Value,
+    at: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) {
+    match v {
+        Value::String(s) => {
+            if let Some(var) = s.strip_prefix("os.environ/") {
+                match env(var) {
+                    Some(val) => *s = val,
+                    None => problems.push(format!("{at}: environment variable {var} is not set (referenced as os.environ/{var})")),
+                }
+            }
+        }
+        Value::Object(m) => {
+            for (k, inner) in m.iter_mut() {
+                resolve_value(inner, &format!("{at}.{k}"), env, problems);
+            }
+        }
+        Value::Array(a) => {
+            for (i, inner) in a.iter_mut().enumerate() {
+                resolve_value(inner, &format!("{at}[{i}]"), env, problems);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

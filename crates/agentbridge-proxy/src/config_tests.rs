@@ -1,0 +1,140 @@
+use super::*;
+use secrecy::ExposeSecret;
+
+const DOCS_CONFIG: &str = "model_list:
+  - model_name: bedrock-agent-1
+    litellm_params:
+      model: bedrock/agent/L1RT58GYRW/MFPSBCXYTW
+      aws_access_key_id: os.environ/AWS_ACCESS_KEY_ID
+      aws_secret_access_key: os.environ/AWS_SECRET_ACCESS_KEY
+      aws_region_name: us-west-2
+  - model_name: bedrock-agent-2  
+    litellm_params:
+      model: bedrock/agent/AGENT456/ALIAS789
+      aws_access_key_id: os.environ/AWS_ACCESS_KEY_ID
+      aws_secret_access_key: os.environ/AWS_SECRET_ACCESS_KEY
+      aws_region_name: us-east-1
+";
+
+fn env(k: &str) -> Option<String> {
+    match k {
+        "AWS_ACCESS_KEY_ID" => Some("AKIDTEST".into()),
+        "AWS_SECRET_ACCESS_KEY" => Some("secret".into()),
+        "MASTER" => Some("a-very-long-random-master-key".into()),
+        _ => None,
+    }
+}
+
+#[test]
+fn the_litellm_docs_config_loads_unchanged() {
+    let c = parse(DOCS_CONFIG, &env, LoadOptions::default()).unwrap();
+    assert_eq!(c.models.len(), 2);
+    assert_eq!(c.models[0].name, "bedrock-agent-1");
+    assert_eq!(c.models[1].settings.model.agent_id, "AGENT456");
+    assert_eq!(c.models[1].settings.region.as_deref(), Some("us-east-1"));
+    assert_eq!(
+        c.models[0]
+            .settings
+            .auth
+            .access_key_id
+            .as_ref()
+            .map(|s| s.expose_secret().to_string()),
+        Some("AKIDTEST".into())
+    );
+    assert!(c.master_key.is_none());
+}
+
+#[test]
+fn extra_params_and_master_key_from_env() {
+    let text = format!(
+        "{DOCS_CONFIG}      invocationId: my-test-invocation-id\ngeneral_settings:\n  master_key: os.environ/MASTER\n"
+    );
+    let c = parse(&text, &env, LoadOptions::default()).unwrap();
+    assert_eq!(
+        c.models[1].settings.agent_params["invocationId"],
+        "my-test-invocation-id"
+    );
+    assert_eq!(
+        c.master_key
+            .map(|k| k.expose_secret().to_string())
+            .as_deref(),
+        Some("a-very-long-random-master-key")
+    );
+}
+
+#[test]
+fn every_problem_is_reported_with_its_path() {
+    let text = "model_list:
+  - model_name: a
+    litellm_params:
+      model: bedrock/agent/not-valid/X
+  - model_name: b
+    litellm_params:
+      model: bedrock/agent/A/B
+      aws_access_key_id: os.environ/NOPE_UNSET
+  - litellm_params: {model: bedrock/agent/A/B}
+general_settings:
+  master_key: sk-1234
+agentbridge:
+  max_body_byte: 3
+";
+    let e = parse(text, &env, LoadOptions::default()).unwrap_err();
+    let all = e.problems.join("\n");
+    for needle in [
+        "model_list[0].litellm_params.model:",
+        "model_list[1].litellm_params.aws_access_key_id: environment variable NOPE_UNSET is not set",
+        "model_list[2].model_name: required",
+        "general_settings.master_key: is 7 characters",
+        "agentbridge.",
+        "max_body_byte",
+    ] {
+        assert!(all.contains(needle), "{needle:?} not in:\n{all}");
+    }
+}
+
+#[test]
+fn bad_yaml_and_missing_model_list_are_errors() {
+    assert!(
+        parse("model_list: [", &env, LoadOptions::default())
+            .unwrap_err()
+            .problems[0]
+            .starts_with("YAML")
+    );
+    assert!(
+        parse("general_settings: {}", &env, LoadOptions::default())
+            .unwrap_err()
+            .problems[0]
+            .contains("model_list: required")
+    );
+}
+
+#[test]
+fn weak_master_keys_are_refused_unless_allowed() {
+    let text = format!("{DOCS_CONFIG}general_settings:\n  master_key: your-litellm-api-key\n");
+    let e = parse(&text, &env, LoadOptions::default()).unwrap_err();
+    assert!(e.problems[0].contains("well-known sample"), "{e}");
+    assert!(
+        parse(
+            &text,
+            &env,
+            LoadOptions {
+                allow_weak_master_key: true
+            }
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn unknown_litellm_keys_warn() {
+    let text = format!(
+        "{DOCS_CONFIG}litellm_settings:\n  drop_params: true\ngeneral_settings:\n  alerting: [slack]\n"
+    );
+    let c = parse(&text, &env, LoadOptions::default()).unwrap();
+    assert!(c.warnings.iter().any(|w| w.contains("litellm_settings")));
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("general_settings.alerting"))
+    );
+}

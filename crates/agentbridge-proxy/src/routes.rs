@@ -1,0 +1,254 @@
+//! The HTTP routes: chat completions, models, health.
+
+use crate::auth;
+use crate::error::{ProxyError, Result};
+use crate::sse;
+use crate::state::Gateway;
+use agentbridge::params::is_deployment_param;
+use agentbridge::{ChatChunk, ChatRequest};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tracing::Instrument;
+
+/// Requires the master key on API routes.
+pub async fn require_key(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+    match auth::check(req.headers(), gw.master_key.as_ref()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes> {
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ProxyError::BodyTooLarge { limit })
+        }
+        Err(e) => Err(ProxyError::BadRequest {
+            message: format!("could not read the request body: {e}"),
+            param: None,
+        }),
+    }
+}
+
+fn bad(message: impl Into<String>, param: Option<&str>) -> ProxyError {
+    ProxyError::BadRequest {
+        message: message.into(),
+        param: param.map(str::to_string),
+    }
+}
+
+/// Parses a chat request, naming the field at fault.
+pub fn parse_chat(bytes: &[u8]) -> Result<ChatRequest> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| bad(format!("request body is not valid JSON: {e}"), None))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| bad("request body must be a JSON object", None))?;
+    match obj.get("model") {
+        Some(Value::String(s)) if !s.is_empty() => {}
+        None | Some(Value::Null) => {
+            return Err(bad("missing required field: model", Some("model")));
+        }
+        Some(_) => return Err(bad("model must be a non-empty string", Some("model"))),
+    }
+    match obj.get("messages") {
+        Some(Value::Array(a)) if !a.is_empty() => {}
+        Some(Value::Array(_)) => {
+            return Err(bad(
+                "messages must contain at least one message",
+                Some("messages"),
+            ));
+        }
+        None | Some(Value::Null) => {
+            return Err(bad("missing required field: messages", Some("messages")));
+        }
+        Some(_) => return Err(bad("messages must be a list of messages", Some("messages"))),
+    }
+    if let Some(k) = obj.keys().find(|k| is_deployment_param(k)) {
+        return Err(bad(
+            format!(
+                "{k} cannot be set in a request: endpoints, credentials and deployment settings come from the gateway's config"
+            ),
+            Some(k),
+        ));
+    }
+    serde_path_to_error::deserialize::<_, ChatRequest>(value).map_err(|e| {
+        let path = e.path().to_string();
+        bad(format!("{path}: {}", e.inner()), Some(&path))
+    })
+}
+
+fn header(v: impl AsRef<str>) -> Option<HeaderValue> {
+    HeaderValue::from_str(v.as_ref()).ok()
+}
+
+/// `POST /v1/chat/completions` and `/chat/completions`.
+pub async fn chat(State(gw): State<Arc<Gateway>>, body: Body) -> Result<Response> {
+    let permit = Arc::clone(&gw.inflight)
+        .try_acquire_owned()
+        .map_err(|_| ProxyError::Overloaded(gw.server.max_concurrent_requests))?;
+    let bytes = read_body(body, gw.server.max_body_bytes).await?;
+    let req = parse_chat(&bytes)?;
+    let pool = gw
+        .pool(&req.model)
+        .ok_or_else(|| ProxyError::ModelNotFound {
+            model: req.model.clone(),
+            served: gw.model_names(),
+        })?;
+    let deployment = pool.pick();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!("chat", request_id = %request_id, model = %req.model, stream = req.stream, session = tracing::field::Empty);
+
+    async move {
+        if !req.stream {
+            let completion = gw.client.complete(&deployment, &req, &req.model).await?;
+            tracing::Span::current().record("session", completion.session_id.as_str());
+            tracing::info!(
+                tokens = completion.usage.total_tokens,
+                cost = completion.response_cost,
+                "completed"
+            );
+            let mut r = (StatusCode::OK, axum::Json(&completion)).into_response();
+            let h = r.headers_mut();
+            if let Some(v) = header(format!("{}", completion.response_cost)) {
+                h.insert("x-litellm-response-cost", v);
+            }
+            if let Some(v) = header(&completion.session_id) {
+                h.insert("x-agentbridge-session-id", v);
+            }
+            if let Some(v) = header(&request_id) {
+                h.insert("x-request-id", v);
+            }
+            drop(permit);
+            return Ok(r);
+        }
+        let mut chunks = gw.client.stream(&deployment, &req, &req.model).await?;
+        let session = chunks.session_id().to_string();
+        tracing::Span::current().record("session", session.as_str());
+        // Wait for the first chunk: an exception before any output is still an HTTP error
+        // (and still retryable by the client), not an in-band event.
+        let first: Option<agentbridge::Result<ChatChunk>> = chunks.next().await;
+        let first = match first {
+            Some(Err(e)) => return Err(e.into()),
+            other => other,
+        };
+        let stream = futures::stream::iter(first).chain(chunks);
+        let body = sse::body(stream).map(move |b| {
+            let _held = &permit;
+            b
+        });
+        let mut r = Response::new(Body::from_stream(body));
+        let h = r.headers_mut();
+        h.insert(
+            "content-type",
+            HeaderValue::from_static("text/event-stream"),
+        );
+        h.insert("cache-control", HeaderValue::from_static("no-cache"));
+        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        if let Some(v) = header(&session) {
+            h.insert("x-agentbridge-session-id", v);
+        }
+        if let Some(v) = header(&request_id) {
+            h.insert("x-request-id", v);
+        }
+        Ok(r)
+    }
+    .instrument(span)
+    .await
+}
+
+/// `GET /v1/models` and `/models`.
+pub async fn models(State(gw): State<Arc<Gateway>>) -> Response {
+    let data: Vec<Value> = gw
+        .model_names()
+        .into_iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "agentbridge"}))
+        .collect();
+    axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
+/// `GET /health/liveliness`.
+pub async fn liveliness() -> Response {
+    axum::Json(json!("I'm alive!")).into_response()
+}
+
+/// `GET /health/readiness`.
+pub async fn readiness(State(gw): State<Arc<Gateway>>) -> Response {
+    axum::Json(json!({"status": "healthy", "models": gw.models.len(), "version": env!("CARGO_PKG_VERSION")})).into_response()
+}
+
+/// Unknown routes.
+pub async fn fallback(headers: HeaderMap, uri: axum::http::Uri) -> Response {
+    let _ = headers;
+    ProxyError::NotFound(uri.path().to_string()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_errors_name_the_field() {
+        let cases: &[(&str, Option<&str>, &str)] = &[
+            ("{", None, "not valid JSON"),
+            ("[]", None, "JSON object"),
+            (
+                r#"{"messages": [{"role": "user", "content": "x"}]}"#,
+                Some("model"),
+                "model",
+            ),
+            (r#"{"model": "m"}"#, Some("messages"), "messages"),
+            (
+                r#"{"model": "m", "messages": []}"#,
+                Some("messages"),
+                "at least one",
+            ),
+            (
+                r#"{"model": "m", "messages": "hi"}"#,
+                Some("messages"),
+                "list",
+            ),
+            (
+                r#"{"model": "m", "messages": [{"content": "x"}]}"#,
+                Some("messages[0]"),
+                "role",
+            ),
+            (
+                r#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "aws_access_key_id": "AK"}"#,
+                Some("aws_access_key_id"),
+                "config",
+            ),
+            (
+                r#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "api_base": "http://169.254.169.254"}"#,
+                Some("api_base"),
+                "config",
+            ),
+            (
+                r#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}"#,
+                Some("stream"),
+                "stream",
+            ),
+        ];
+        for (body, param, needle) in cases {
+            let e = parse_chat(body.as_bytes()).unwrap_err();
+            let j = e.body();
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(j["error"]["param"].as_str(), *param, "{body}: {j}");
+            assert!(
+                j["error"]["message"].as_str().unwrap().contains(needle),
+                "{body}: {j}"
+            );
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Server-Sent Events for chat completion chunks: one `data:` event per chunk, written as it
+//! comes; `data: [DONE]` after a clean end; an in-band `data: {"error": {...}}` event (and no
+//! `[DONE]`) when the agent fails mid-stream.
+
+use agentbridge::{ChatChunk, Error};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+
+/// One chunk as an SSE event.
+pub fn event(chunk: &ChatChunk) -> Bytes {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"data: ");
+    if serde_json::to_writer(&mut out, chunk).is_err() {
+        out.extend_from_slice(b"{}");
+    }
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+/// An error as an in-band SSE event.
+pub fn error_event(e: &Error) -> Bytes {
+    tracing::warn!(error = %e, "agent stream failed mid-way; reported in-band");
+    Bytes::from(format!("data: {}\n\n", e.to_openai_json()))
+}
+
+/// The end marker.
+pub const DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// Turns a chunk stream into SSE bytes.
+pub fn body<S>(chunks: S) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send
+where
+    S: Stream<Item = agentbridge::Result<ChatChunk>> + Send + 'static,
+{
+    futures::stream::unfold((Box::pin(chunks), false), |(mut s, ended)| async move {
+        if ended {
+            return None;
+        }
+        match s.next().await {
+            Some(Ok(c)) => Some((Ok(event(&c)), (s, false))),
+            Some(Err(e)) => Some((Ok(error_event(&e)), (s, true))),
+            None => Some((Ok(Bytes::from_static(DONE)), (s, true))),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentbridge::AwsErrorKind;
+
+    fn chunk() -> ChatChunk {
+        serde_json::from_value(serde_json::json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": null}]}))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn clean_stream_ends_with_done() {
+        let out: Vec<Bytes> = body(futures::stream::iter(vec![Ok(chunk())]))
+            .map(|b| b.unwrap())
+            .collect()
+            .await;
+        assert_eq!(out.len(), 2);
+        assert!(out[0].starts_with(b"data: {") && out[0].ends_with(b"\n\n"));
+        assert_eq!(&out[1][..], DONE);
+    }
+
+    #[tokio::test]
+    async fn midstream_exception_ends_stream_in_band() {
+        let err = Error::Aws {
+            kind: AwsErrorKind::Throttling,
+            code: "ThrottlingException".into(),
+            message: "slow".into(),
+            retry_after: None,
+        };
+        let out: Vec<Bytes> = body(futures::stream::iter(vec![
+            Ok(chunk()),
+            Err(err),
+            Ok(chunk()),
+        ]))
+        .map(|b| b.unwrap())
+        .collect()
+        .await;
+        assert_eq!(out.len(), 2);
+        let text = std::str::from_utf8(&out[1]).unwrap();
+        assert!(text.starts_with("data: {\"error\""), "{text}");
+        assert!(text.contains("rate_limit_error"));
+        assert!(!out.iter().any(|b| &b[..] == DONE));
+    }
+}

@@ -1,0 +1,82 @@
+//! The gateway's shared state: the served models and their deployments.
+
+use crate::config::{Config, ServerSettings};
+use agentbridge::{Client, Deployment};
+use secrecy::SecretString;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::Semaphore;
+
+/// Deployments served under one model name, taken in turn.
+#[derive(Debug)]
+pub struct Pool {
+    deployments: Vec<Arc<Deployment>>,
+    next: AtomicUsize,
+}
+
+impl Pool {
+    /// The next deployment (round robin).
+    pub fn pick(&self) -> Arc<Deployment> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.deployments.len();
+        Arc::clone(&self.deployments[i])
+    }
+}
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct Gateway {
+    /// The upstream client.
+    pub client: Client,
+    /// Model name -> deployments, in config order.
+    pub models: Vec<(String, Pool)>,
+    /// The master key, if any.
+    pub master_key: Option<SecretString>,
+    /// Limits and timeouts.
+    pub server: ServerSettings,
+    /// Permits for concurrent requests.
+    pub inflight: Arc<Semaphore>,
+}
+
+impl Gateway {
+    /// Resolves every deployment (region, credentials provider).
+    pub async fn new(config: Config) -> agentbridge::Result<Self> {
+        let connect = config
+            .models
+            .iter()
+            .map(|m| m.settings.timeouts.connect)
+            .max()
+            .unwrap_or_default();
+        let client = Client::new(connect)?;
+        let mut models: Vec<(String, Pool)> = Vec::new();
+        for entry in config.models {
+            let d = Arc::new(Deployment::new(entry.settings).await?);
+            match models.iter_mut().find(|(n, _)| *n == entry.name) {
+                Some((_, pool)) => pool.deployments.push(d),
+                None => models.push((
+                    entry.name,
+                    Pool {
+                        deployments: vec![d],
+                        next: AtomicUsize::new(0),
+                    },
+                )),
+            }
+        }
+        Ok(Self {
+            client,
+            models,
+            master_key: config.master_key,
+            inflight: Arc::new(Semaphore::new(config.server.max_concurrent_requests)),
+            server: config.server,
+        })
+    }
+
+    /// The pool serving `name`.
+    pub fn pool(&self, name: &str) -> Option<&Pool> {
+        self.models.iter().find(|(n, _)| n == name).map(|(_, p)| p)
+    }
+
+    /// Served model names.
+    pub fn model_names(&self) -> Vec<String> {
+        self.models.iter().map(|(n, _)| n.clone()).collect()
+    }
+}

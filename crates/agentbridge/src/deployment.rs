@@ -51,7 +51,8 @@ pub struct DeploymentSettings {
     pub model: AgentModel,
     /// `aws_region_name`; otherwise `AWS_REGION`, `AWS_DEFAULT_REGION` or the profile.
     pub region: Option<String>,
-    /// `api_base` or `aws_bedrock_runtime_endpoint`.
+    /// `api_base` or `aws_bedrock_runtime_endpoint`; otherwise `AWS_BEDROCK_RUNTIME_ENDPOINT`
+    /// from the environment, otherwise the regional AWS endpoint.
     pub endpoint: Option<String>,
     /// Credentials.
     pub auth: AwsAuth,
@@ -261,6 +262,11 @@ impl Deployment {
         let endpoint = settings
             .endpoint
             .clone()
+            .or_else(|| {
+                std::env::var("AWS_BEDROCK_RUNTIME_ENDPOINT")
+                    .ok()
+                    .filter(|e| !e.is_empty())
+            })
             .unwrap_or_else(|| format!("https://bedrock-agent-runtime.{region}.amazonaws.com"))
             .trim_end_matches('/')
             .to_string();

@@ -70,6 +70,10 @@ struct EmulatorArgs {
     /// Skip SigV4 verification.
     #[arg(long)]
     no_verify: bool,
+    /// Inject faults into a share of calls, in percent:
+    /// `throttle=5,exception=1,corrupt=0.5,truncate=0.5,stall=1`.
+    #[arg(long, default_value = "")]
+    faults: String,
 }
 
 fn main() -> ExitCode {

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod agent;
+pub mod faults;
 pub mod frame;
 pub mod script;
 pub mod server;
@@ -39,6 +40,8 @@ pub struct EmulatorConfig {
     pub verify_signatures: bool,
     /// Answer every call with one fixed, precomputed answer (for benchmarks).
     pub canned: bool,
+    /// Faults injected at random into ordinary answers (for soak tests).
+    pub faults: faults::Faults,
 }
 
 impl Default for EmulatorConfig {
@@ -51,6 +54,7 @@ impl Default for EmulatorConfig {
             )],
             verify_signatures: true,
             canned: false,
+            faults: faults::Faults::default(),
         }
     }
 }

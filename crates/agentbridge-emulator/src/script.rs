@@ -49,6 +49,8 @@ pub struct Script {
     pub unicode: bool,
     /// Foundation model in traces.
     pub model: Option<String>,
+    /// Throttle the first N calls of the session.
+    pub fail_first: Option<u32>,
 }
 
 /// The largest `emulate:big` answer (64 MiB).
@@ -91,6 +93,7 @@ impl Script {
                 "big" => s.big = arg.parse::<usize>().ok().map(|n| n.min(MAX_BIG)),
                 "unicode" => s.unicode = true,
                 "model" if !arg.is_empty() => s.model = Some(arg.into()),
+                "fail_first" => s.fail_first = arg.parse().ok(),
                 _ => {}
             }
         }

@@ -36,6 +36,7 @@ pub struct Stats {
 struct Session {
     user_turns: Vec<String>,
     pending_invocation: Option<String>,
+    calls: u32,
 }
 
 /// Shared state of the emulator.
@@ -321,6 +322,14 @@ async fn invoke(
             );
         };
         let s = sessions.entry(session_id.clone()).or_default();
+        s.calls += 1;
+        if script.fail_first.is_some_and(|n| s.calls <= n) {
+            return aws_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "ThrottlingException",
+                "Emulated throttling (fail_first)",
+            );
+        }
         if tool_results.is_some() {
             let given = json
                 .pointer("/sessionState/invocationId")
@@ -383,6 +392,7 @@ fn merge(a: Script, b: Script) -> Script {
         big: a.big.or(b.big),
         unicode: a.unicode || b.unicode,
         model: a.model.or(b.model),
+        fail_first: a.fail_first.or(b.fail_first),
     }
 }
 

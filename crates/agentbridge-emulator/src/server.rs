@@ -270,6 +270,9 @@ async fn invoke(
         );
         script = merge(script, more);
     }
+    st.config
+        .faults
+        .inject(st.stats.requests.load(Ordering::Relaxed), &mut script);
     if let Some(code) = &script.http_error {
         return aws_error(
             status_of(code),

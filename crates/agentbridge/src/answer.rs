@@ -9,7 +9,7 @@ use crate::openai::{Annotation, OutputFile, ToolCall, Usage};
 use crate::pricing::{self, Price};
 use crate::request::AnswerOptions;
 use crate::return_control;
-use crate::trace;
+use crate::trace::TraceSummary;
 use serde_json::Value;
 
 /// What an event adds to the answer.
@@ -104,9 +104,11 @@ impl AnswerState {
                     }
                 }
             }
-            AgentEvent::Trace(part) => {
-                self.account(&part);
+            AgentEvent::Trace { summary, raw } => {
+                self.account(&summary);
                 if self.options.include_trace {
+                    let part = serde_json::from_slice(&raw)
+                        .map_err(|e| crate::error::Error::Decode(format!("trace event payload: {e}")))?;
                     out.push(Piece::Trace(part));
                 }
             }
@@ -150,14 +152,14 @@ impl AnswerState {
         }
     }
 
-    fn account(&mut self, part: &Value) {
-        if let Some(model) = trace::foundation_model(part) {
-            self.current_model = Some(model.to_string());
+    fn account(&mut self, step: &TraceSummary) {
+        if let Some(model) = &step.foundation_model {
+            self.current_model = Some(model.clone());
         }
-        if trace::guardrail_intervened(part) {
+        if step.guardrail_intervened {
             self.guardrail = true;
         }
-        if let Some((input, output)) = trace::usage(part) {
+        if let Some((input, output)) = step.usage {
             self.usage.add(input, output);
             let price = self
                 .price_override

@@ -2,14 +2,12 @@ use super::*;
 use serde_json::json;
 
 fn step(name: &str, model: &str, _input: u64, _output: u64) -> AgentEvent {
-    AgentEvent::Trace(
-        json!({"trace": {name: {"modelInvocationInput": {"foundationModel": model}}}}),
+    AgentEvent::trace(&json!({"trace": {name: {"modelInvocationInput": {"foundationModel": model}}}}),
     )
 }
 
 fn usage_trace(name: &str, input: u64, output: u64) -> AgentEvent {
-    AgentEvent::Trace(
-        json!({"trace": {name: {"modelInvocationOutput": {"metadata": {"usage": {"inputTokens": input, "outputTokens": output}}}}}}),
+    AgentEvent::trace(&json!({"trace": {name: {"modelInvocationOutput": {"metadata": {"usage": {"inputTokens": input, "outputTokens": output}}}}}}),
     )
 }
 
@@ -141,8 +139,7 @@ fn invalid_utf8_is_replaced_not_held() {
 fn finish_reasons_follow_what_happened() {
     let mut s = state();
     assert_eq!(s.finish_reason(), "stop");
-    s.accept(AgentEvent::Trace(
-        json!({"trace": {"guardrailTrace": {"action": "INTERVENED"}}}),
+    s.accept(AgentEvent::trace(&json!({"trace": {"guardrailTrace": {"action": "INTERVENED"}}}),
     ))
     .unwrap();
     assert_eq!(s.finish_reason(), "content_filter");

@@ -2,6 +2,7 @@
 
 use crate::error::{AwsErrorKind, Error, Result};
 use crate::openai::OutputFile;
+use crate::trace::TraceSummary;
 use aws_smithy_types::event_stream::Message;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -19,12 +20,25 @@ pub enum AgentEvent {
         /// The `attribution` member, if any.
         attribution: Option<Value>,
     },
-    /// A trace part (`trace`), whole.
-    Trace(Value),
+    /// A trace part (`trace`): what usage and cost need, and the raw JSON.
+    Trace {
+        /// Usage, model and guardrail outcome of the step.
+        summary: TraceSummary,
+        /// The trace part's JSON, for callers who asked for traces.
+        raw: bytes::Bytes,
+    },
     /// A return of control (`returnControl`).
     ReturnControl(Value),
     /// Output files (`files`).
     Files(Vec<OutputFile>),
+}
+
+impl AgentEvent {
+    /// A trace event from a trace part's JSON (for tests and tools).
+    pub fn trace(part: &Value) -> Self {
+        let raw = bytes::Bytes::from(part.to_string());
+        Self::Trace { summary: TraceSummary::from_json(&raw).unwrap_or_default(), raw }
+    }
 }
 
 fn header<'a>(msg: &'a Message, name: &str) -> Option<&'a str> {
@@ -59,6 +73,11 @@ pub fn decode(msg: &Message) -> Result<Option<AgentEvent>> {
         "event" => {
             let event_type = header(msg, ":event-type")
                 .ok_or_else(|| Error::Decode("event without an :event-type header".into()))?;
+            if event_type == "trace" {
+                let summary = TraceSummary::from_json(msg.payload())
+                    .map_err(|e| Error::Decode(format!("trace event payload: {e}")))?;
+                return Ok(Some(AgentEvent::Trace { summary, raw: msg.payload().clone() }));
+            }
             let payload: Value = serde_json::from_slice(msg.payload()).map_err(|e| {
                 Error::Decode(format!("{event_type} event payload is not JSON: {e}"))
             })?;
@@ -85,7 +104,6 @@ fn decode_payload(event_type: &str, payload: Value) -> Result<Option<AgentEvent>
                 attribution: payload.get("attribution").cloned(),
             }
         }
-        "trace" => AgentEvent::Trace(payload),
         "returnControl" => AgentEvent::ReturnControl(payload),
         "files" => {
             let files = payload

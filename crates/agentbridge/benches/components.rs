@@ -1,0 +1,102 @@
+//! Per-component costs: request transform + SigV4 signing; event-stream decode + response
+//! build. `cargo bench -p agentbridge`.
+
+use agentbridge::answer::AnswerState;
+use agentbridge::completion::{ResponseMeta, fold};
+use agentbridge::eventstream::FrameDecoder;
+use agentbridge::request::{AnswerOptions, to_invoke_agent};
+use agentbridge::signing::sign_request;
+use agentbridge::{AgentModel, ChatRequest, events};
+use agentbridge_emulator::agent::{Call, Step, respond};
+use aws_credential_types::Credentials;
+use criterion::{Criterion, black_box, criterion_group, criterion_main};
+use std::time::SystemTime;
+
+fn request() -> ChatRequest {
+    serde_json::from_value(serde_json::json!({
+        "model": "bedrock-agent-1",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "My name is Ada."},
+            {"role": "assistant", "content": "Hello Ada."},
+            {"role": "user", "content": "Analyze our customer data and suggest retention strategies"}
+        ],
+        "invocationId": "my-test-invocation-id"
+    }))
+    .unwrap()
+}
+
+fn canned_stream(stream: bool) -> Vec<u8> {
+    let call = Call {
+        agent_id: "L1RT58GYRW".into(),
+        alias_id: "MFPSBCXYTW".into(),
+        session_id: "bench".into(),
+        input: "Analyze our customer data and suggest retention strategies".into(),
+        stream_final: stream,
+        invocation_id: "i".into(),
+        ..Default::default()
+    };
+    respond(&call)
+        .0
+        .into_iter()
+        .flat_map(|s| match s {
+            Step::Send(b) => b,
+            _ => vec![],
+        })
+        .collect()
+}
+
+fn transform_and_sign(c: &mut Criterion) {
+    let agent = AgentModel::parse("bedrock/agent/L1RT58GYRW/MFPSBCXYTW").unwrap();
+    let req = request();
+    let creds = Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None, None, "bench");
+    c.bench_function("transform_request", |b| {
+        b.iter(|| to_invoke_agent(&agent, black_box(&req), &serde_json::Map::new()).unwrap())
+    });
+    c.bench_function("transform_and_sign", |b| {
+        b.iter(|| {
+            let (r, _) = to_invoke_agent(&agent, black_box(&req), &serde_json::Map::new()).unwrap();
+            let body = serde_json::to_vec(&r.body).unwrap();
+            let url = format!(
+                "https://bedrock-agent-runtime.us-west-2.amazonaws.com/agents/{}/agentAliases/{}/sessions/{}/text",
+                r.agent.agent_id, r.agent.alias_id, r.session_id
+            );
+            sign_request(
+                &creds,
+                "us-west-2",
+                "POST",
+                &url,
+                &[("host", "bedrock-agent-runtime.us-west-2.amazonaws.com"), ("content-type", "application/json")],
+                &body,
+                SystemTime::now(),
+            )
+            .unwrap()
+        })
+    });
+}
+
+fn decode_and_build(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    for (name, stream) in [("decode_and_build_single_chunk", false), ("decode_and_build_streamed", true)] {
+        let bytes = canned_stream(stream);
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let mut d = FrameDecoder::default();
+                d.push(black_box(&bytes));
+                let mut evs = Vec::new();
+                while let Some(m) = d.next_message().unwrap() {
+                    if let Some(e) = events::decode(&m).unwrap() {
+                        evs.push(Ok(e));
+                    }
+                }
+                let state = AnswerState::new("bench".into(), AnswerOptions::default(), None);
+                let completion =
+                    rt.block_on(fold(ResponseMeta::new("bedrock-agent-1"), state, Box::pin(futures::stream::iter(evs))));
+                serde_json::to_vec(&completion.unwrap()).unwrap()
+            })
+        });
+    }
+}
+
+criterion_group!(benches, transform_and_sign, decode_and_build);
+criterion_main!(benches);

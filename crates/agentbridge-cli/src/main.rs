@@ -119,7 +119,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
 async fn run_emulator(args: EmulatorArgs) -> Result<(), AnyError> {
-    let faults = agentbridge_emulator::faults::Faults::parse(&args.faults).map_err(|e| format!("--faults: {e}"))?;
+    let faults = agentbridge_emulator::faults::Faults::parse(&args.faults)
+        .map_err(|e| format!("--faults: {e}"))?;
     let mut config = EmulatorConfig {
         canned: args.canned,
         verify_signatures: !args.no_verify,
@@ -190,7 +191,16 @@ async fn run_proxy(args: ProxyArgs) -> Result<(), AnyError> {
             )
         })
         .collect();
+    let store = match (&cfg.master_key, &cfg.database_url, &cfg.default_database) {
+        (None, _, _) => None,
+        (Some(_), Some(url), _) => Some(describe_db(url.expose_secret())),
+        (Some(_), None, Some(path)) => Some(format!("SQLite at {}", path.display())),
+        (Some(_), None, None) => Some("SQLite at ./agentbridge.db".to_string()),
+    };
+    let shared = cfg.redis_url.is_some();
     let gateway = Arc::new(Gateway::new(cfg).await?);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let flusher = gateway.keys.as_ref().map(|k| k.spawn_flusher(stop_rx));
     let listener = tokio::net::TcpListener::bind((host.as_str(), args.port)).await?;
     let addr: SocketAddr = listener.local_addr()?;
     println!("agentbridge listening on http://{addr}");
@@ -207,8 +217,22 @@ async fn run_proxy(args: ProxyArgs) -> Result<(), AnyError> {
             }
         );
     }
+    if let Some(store) = &store {
+        println!(
+            "virtual keys: {store}; rate limits and budgets {}",
+            if shared {
+                "shared through Redis"
+            } else {
+                "per instance (no redis_url)"
+            }
+        );
+    }
     let app = agentbridge_proxy::app(gateway);
     let clean = serve(listener, app, serve_opts, shutdown_signal()).await?;
+    let _ = stop_tx.send(true);
+    if let Some(f) = flusher {
+        let _ = f.await;
+    }
     println!(
         "agentbridge stopped{}",
         if clean {
@@ -218,6 +242,17 @@ async fn run_proxy(args: ProxyArgs) -> Result<(), AnyError> {
         }
     );
     Ok(())
+}
+
+/// A database URL without its credentials, for the start-up banner.
+fn describe_db(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.rsplit('@').next().unwrap_or(rest);
+            format!("{scheme}://{host}")
+        }
+        None => "the configured database".into(),
+    }
 }
 
 /// Starts the emulator in-process, points every model at it, and makes it accept the

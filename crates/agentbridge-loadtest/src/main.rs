@@ -55,17 +55,25 @@ enum Verdict {
 
 fn classify_error_body(status: u16, body: &[u8]) -> Verdict {
     match serde_json::from_slice::<Value>(body) {
-        Ok(v) if v.pointer("/error/message").and_then(Value::as_str).is_some_and(|m| !m.is_empty())
-            && v.pointer("/error/type").and_then(Value::as_str).is_some() =>
+        Ok(v)
+            if v.pointer("/error/message")
+                .and_then(Value::as_str)
+                .is_some_and(|m| !m.is_empty())
+                && v.pointer("/error/type").and_then(Value::as_str).is_some() =>
         {
-            Verdict::Error(format!("{status}:{}", v.pointer("/error/code").and_then(Value::as_str).unwrap_or("?")))
+            Verdict::Error(format!(
+                "{status}:{}",
+                v.pointer("/error/code")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+            ))
         }
         _ => Verdict::Wrong(format!("status {status} without an OpenAI error body")),
     }
 }
 
 async fn one(client: &reqwest::Client, args: &Args, n: u64) -> Verdict {
-    let stream = n % 2 == 0;
+    let stream = n.is_multiple_of(2);
     let input = format!("soak request {n}");
     let (agent, alias) = args.agent.split_once('/').unwrap_or((&args.agent, ""));
     let expected = format!("Emulated agent {agent} (alias {alias}) received: {input}");
@@ -94,16 +102,28 @@ async fn one(client: &reqwest::Client, args: &Args, n: u64) -> Verdict {
             Ok(v) => v,
             Err(e) => return Verdict::Wrong(format!("json: {e}")),
         };
-        let content = v.pointer("/choices/0/message/content").and_then(Value::as_str).unwrap_or_default();
-        let finish = v.pointer("/choices/0/finish_reason").and_then(Value::as_str).unwrap_or_default();
-        return if content == expected && finish == "stop" { Verdict::Ok } else { Verdict::Wrong(format!("content {content:?}")) };
+        let content = v
+            .pointer("/choices/0/message/content")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let finish = v
+            .pointer("/choices/0/finish_reason")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        return if content == expected && finish == "stop" {
+            Verdict::Ok
+        } else {
+            Verdict::Wrong(format!("content {content:?}"))
+        };
     }
     let text = String::from_utf8_lossy(&bytes);
     let mut content = String::new();
     let mut finish = String::new();
     let mut done = false;
     for line in text.lines() {
-        let Some(data) = line.strip_prefix("data: ") else { continue };
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
         if data == "[DONE]" {
             done = true;
             continue;
@@ -114,22 +134,33 @@ async fn one(client: &reqwest::Client, args: &Args, n: u64) -> Verdict {
         };
         if let Some(err) = v.get("error") {
             return if expected.starts_with(&content) && err.get("message").is_some() {
-                Verdict::Error(format!("in-band:{}", err.get("code").and_then(Value::as_str).unwrap_or("?")))
+                Verdict::Error(format!(
+                    "in-band:{}",
+                    err.get("code").and_then(Value::as_str).unwrap_or("?")
+                ))
             } else {
                 Verdict::Wrong("in-band error after wrong text".into())
             };
         }
-        if let Some(c) = v.pointer("/choices/0/delta/content").and_then(Value::as_str) {
+        if let Some(c) = v
+            .pointer("/choices/0/delta/content")
+            .and_then(Value::as_str)
+        {
             content.push_str(c);
         }
-        if let Some(f) = v.pointer("/choices/0/finish_reason").and_then(Value::as_str) {
+        if let Some(f) = v
+            .pointer("/choices/0/finish_reason")
+            .and_then(Value::as_str)
+        {
             finish = f.to_string();
         }
     }
     if done && content == expected && finish == "stop" {
         Verdict::Ok
     } else {
-        Verdict::Wrong(format!("stream: done={done} finish={finish:?} content={content:?}"))
+        Verdict::Wrong(format!(
+            "stream: done={done} finish={finish:?} content={content:?}"
+        ))
     }
 }
 
@@ -144,13 +175,22 @@ struct Tally {
 #[tokio::main]
 async fn main() {
     let args = Arc::new(Args::parse());
-    let client = reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(1024).build().unwrap_or_default();
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(1024)
+        .build()
+        .unwrap_or_default();
     let next = Arc::new(AtomicU64::new(0));
     let tally = Arc::new(Mutex::new(Tally::default()));
     let start = Instant::now();
     let workers: Vec<_> = (0..args.concurrency)
         .map(|_| {
-            let (args, client, next, tally) = (Arc::clone(&args), client.clone(), Arc::clone(&next), Arc::clone(&tally));
+            let (args, client, next, tally) = (
+                Arc::clone(&args),
+                client.clone(),
+                Arc::clone(&next),
+                Arc::clone(&tally),
+            );
             tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -158,7 +198,11 @@ async fn main() {
                         break;
                     }
                     let n = args.offset + i;
-                    let verdict = tokio::time::timeout(Duration::from_secs_f64(args.deadline), one(&client, &args, n)).await;
+                    let verdict = tokio::time::timeout(
+                        Duration::from_secs_f64(args.deadline),
+                        one(&client, &args, n),
+                    )
+                    .await;
                     let mut t = tally.lock().await;
                     match verdict {
                         Err(_) => t.hung += 1,

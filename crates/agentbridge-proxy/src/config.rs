@@ -83,6 +83,10 @@ pub struct Config {
     pub master_key: Option<SecretString>,
     /// `general_settings.database_url` (or `DATABASE_URL`).
     pub database_url: Option<SecretString>,
+    /// `general_settings.redis_url` (or `REDIS_URL`): shared rate limits and budgets.
+    pub redis_url: Option<SecretString>,
+    /// Where the embedded SQLite database goes when no database URL is set: next to the config.
+    pub default_database: Option<std::path::PathBuf>,
     /// Server settings.
     pub server: ServerSettings,
     /// Keys that were ignored, for the start-up log.
@@ -126,13 +130,19 @@ pub fn load_with_env(
 ) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::one(format!("{}: cannot read: {e}", path.display())))?;
-    parse(&text, env, opts).map_err(|e| ConfigError {
+    let mut cfg = parse(&text, env, opts).map_err(|e| ConfigError {
         problems: e
             .problems
             .into_iter()
             .map(|p| format!("{}: {p}", path.display()))
             .collect(),
-    })
+    })?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    cfg.default_database = Some(dir.join("agentbridge.db"));
+    Ok(cfg)
 }
 
 /// Parses and validates config text. `env` resolves `os.environ/VAR`.
@@ -242,6 +252,7 @@ pub fn parse(
 
     let mut master_key = None;
     let mut database_url = env("DATABASE_URL").map(SecretString::from);
+    let mut redis_url = env("REDIS_URL").map(SecretString::from);
     match root.get("general_settings") {
         None | Some(Value::Null) => {}
         Some(Value::Object(g)) => {
@@ -272,6 +283,11 @@ pub fn parse(
                             }
                             ("database_url", _) => problems
                                 .push("general_settings.database_url: expected a string".into()),
+                            ("redis_url", Value::String(s)) => {
+                                redis_url = Some(SecretString::from(s.clone()))
+                            }
+                            ("redis_url", _) => problems
+                                .push("general_settings.redis_url: expected a string".into()),
                             (other, _) => warnings.push(format!(
                                 "general_settings.{other}: not used by agentbridge, ignored"
                             )),
@@ -299,6 +315,8 @@ pub fn parse(
             models,
             master_key,
             database_url,
+            redis_url,
+            default_database: None,
             server,
             warnings,
         })

@@ -38,9 +38,25 @@ pub enum ProxyError {
     /// Too many requests in flight.
     #[error("the gateway is at its limit of {0} concurrent requests; retry shortly")]
     Overloaded(usize),
-    /// No such route.
-    #[error("no route for {0}")]
+    /// No such route or resource.
+    #[error("not found: {0}")]
     NotFound(String),
+    /// The caller may not do this (model not allowed for the key, admin API without the master key).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A key's rate limit or budget.
+    #[error("{message}")]
+    RateLimited {
+        /// Why.
+        message: String,
+        /// Seconds until it may work again.
+        retry_after: Option<u64>,
+        /// Whether retrying can help (not for an exhausted budget).
+        retry: bool,
+    },
+    /// A dependency of the gateway (the key store) is unavailable.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl ProxyError {
@@ -56,6 +72,9 @@ impl ProxyError {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -79,6 +98,12 @@ impl ProxyError {
             }
             Self::Overloaded(_) => ("api_error", "overloaded".into(), None),
             Self::NotFound(_) => ("invalid_request_error", "not_found".into(), None),
+            Self::Forbidden(_) => ("permission_error", "forbidden".into(), None),
+            Self::RateLimited { retry: false, .. } => {
+                ("budget_exceeded", "budget_exceeded".into(), None)
+            }
+            Self::RateLimited { .. } => ("rate_limit_error", "rate_limit_exceeded".into(), None),
+            Self::Unavailable(_) => ("api_error", "unavailable".into(), None),
         };
         json!({"error": {"message": self.to_string(), "type": ty, "param": param, "code": code}})
     }
@@ -87,7 +112,8 @@ impl ProxyError {
     pub fn should_retry(&self) -> bool {
         match self {
             Self::Sdk(e) => e.is_retryable() || matches!(e, agentbridge::Error::Timeout(_)),
-            Self::Overloaded(_) => true,
+            Self::Overloaded(_) | Self::Unavailable(_) => true,
+            Self::RateLimited { retry, .. } => *retry,
             _ => false,
         }
     }
@@ -107,12 +133,15 @@ impl IntoResponse for ProxyError {
             "x-should-retry",
             HeaderValue::from_static(if self.should_retry() { "true" } else { "false" }),
         );
-        if let Self::Sdk(agentbridge::Error::Aws {
-            retry_after: Some(d),
-            ..
-        }) = &self
-            && let Ok(v) = HeaderValue::from_str(&d.as_secs().max(1).to_string())
-        {
+        let retry_after = match &self {
+            Self::Sdk(agentbridge::Error::Aws {
+                retry_after: Some(d),
+                ..
+            }) => Some(d.as_secs().max(1)),
+            Self::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        };
+        if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
             h.insert("retry-after", v);
         } else if status == StatusCode::TOO_MANY_REQUESTS
             || status == StatusCode::SERVICE_UNAVAILABLE

@@ -16,6 +16,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod keys;
 pub mod routes;
 pub mod server;
 pub mod sse;
@@ -33,6 +34,13 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
         .route("/chat/completions", post(routes::chat))
         .route("/v1/models", get(routes::models))
         .route("/models", get(routes::models))
+        .route("/key/generate", post(keys::admin::generate))
+        .route("/key/info", get(keys::admin::info))
+        .route("/key/update", post(keys::admin::update))
+        .route("/key/delete", post(keys::admin::delete))
+        .route("/key/list", get(keys::admin::list))
+        .route("/spend/logs", get(keys::admin::logs))
+        .route("/spend/summary", get(keys::admin::summary))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&gateway),
             routes::require_key,

@@ -2,6 +2,7 @@
 
 use crate::auth;
 use crate::error::{ProxyError, Result};
+use crate::keys::Caller;
 use crate::sse;
 use crate::state::Gateway;
 use agentbridge::params::is_deployment_param;
@@ -17,11 +18,30 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use tracing::Instrument;
 
-/// Requires the master key on API routes.
-pub async fn require_key(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
-    match auth::check(req.headers(), gw.master_key.as_ref()) {
-        Ok(()) => next.run(req).await,
-        Err(e) => e.into_response(),
+/// Identifies the caller on API routes: the master key, a virtual key, or (with no master
+/// key configured) anyone.
+pub async fn require_key(State(gw): State<Arc<Gateway>>, mut req: Request, next: Next) -> Response {
+    let caller = match identify(&gw, req.headers()).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+async fn identify(gw: &Gateway, headers: &HeaderMap) -> Result<Caller> {
+    let Some(master) = gw.master_key.as_ref() else {
+        return Ok(Caller::Admin);
+    };
+    match auth::bearer(headers) {
+        None | Some("") => Err(ProxyError::Unauthorized(
+            "missing API key: send Authorization: Bearer <key>".into(),
+        )),
+        Some(k) if auth::same_key(k, master) => Ok(Caller::Admin),
+        Some(k) => match &gw.keys {
+            Some(keys) => Ok(Caller::Key(keys.authenticate(k).await?)),
+            None => Err(ProxyError::Unauthorized("invalid API key".into())),
+        },
     }
 }
 
@@ -94,7 +114,11 @@ fn header(v: impl AsRef<str>) -> Option<HeaderValue> {
 }
 
 /// `POST /v1/chat/completions` and `/chat/completions`.
-pub async fn chat(State(gw): State<Arc<Gateway>>, body: Body) -> Result<Response> {
+pub async fn chat(
+    State(gw): State<Arc<Gateway>>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    body: Body,
+) -> Result<Response> {
     let permit = Arc::clone(&gw.inflight)
         .try_acquire_owned()
         .map_err(|_| ProxyError::Overloaded(gw.server.max_concurrent_requests))?;
@@ -107,6 +131,13 @@ pub async fn chat(State(gw): State<Arc<Gateway>>, body: Body) -> Result<Response
             served: gw.model_names(),
         })?;
     let deployment = pool.pick();
+    let key = match (&caller, &gw.keys) {
+        (Caller::Key(rec), Some(keys)) => {
+            keys.admit(rec, &req.model).await?;
+            Some((Arc::clone(keys), Arc::clone(rec)))
+        }
+        _ => None,
+    };
     let request_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("chat", request_id = %request_id, model = %req.model, stream = req.stream, session = tracing::field::Empty);
 
@@ -130,6 +161,16 @@ pub async fn chat(State(gw): State<Arc<Gateway>>, body: Body) -> Result<Response
             if let Some(v) = header(&request_id) {
                 h.insert("x-request-id", v);
             }
+            if let Some((keys, rec)) = &key {
+                let outcome = agentbridge::answer::Outcome {
+                    usage: completion.usage,
+                    cost: completion.response_cost,
+                };
+                let spend = keys.charge(rec, &req.model, &request_id, outcome).await;
+                if let Some(v) = header(format!("{spend}")) {
+                    r.headers_mut().insert("x-litellm-key-spend", v);
+                }
+            }
             drop(permit);
             return Ok(r);
         }
@@ -143,9 +184,17 @@ pub async fn chat(State(gw): State<Arc<Gateway>>, body: Body) -> Result<Response
             Some(Err(e)) => return Err(e.into()),
             other => other,
         };
+        let outcome = chunks.outcome_handle();
         let stream = futures::stream::iter(first).chain(chunks);
+        let charge = key.map(|(keys, rec)| ChargeOnEnd {
+            keys,
+            rec,
+            model: req.model.clone(),
+            request_id: request_id.clone(),
+            outcome,
+        });
         let body = sse::body(stream).map(move |b| {
-            let _held = &permit;
+            let _held = (&permit, &charge);
             b
         });
         let mut r = Response::new(Body::from_stream(body));
@@ -166,6 +215,33 @@ pub async fn chat(State(gw): State<Arc<Gateway>>, body: Body) -> Result<Response
     }
     .instrument(span)
     .await
+}
+
+/// Charges a key for a streamed answer when its body is dropped (finished, failed or
+/// cancelled), with the usage the agent reported up to then.
+struct ChargeOnEnd {
+    keys: Arc<crate::keys::Keys>,
+    rec: Arc<crate::keys::record::KeyRecord>,
+    model: String,
+    request_id: String,
+    outcome: Arc<std::sync::Mutex<Option<agentbridge::answer::Outcome>>>,
+}
+
+impl Drop for ChargeOnEnd {
+    fn drop(&mut self) {
+        let Some(outcome) = self.outcome.lock().ok().and_then(|o| *o) else {
+            return;
+        };
+        let (keys, rec, model, id) = (
+            Arc::clone(&self.keys),
+            Arc::clone(&self.rec),
+            std::mem::take(&mut self.model),
+            std::mem::take(&mut self.request_id),
+        );
+        tokio::spawn(async move {
+            keys.charge(&rec, &model, &id, outcome).await;
+        });
+    }
 }
 
 /// `GET /v1/models` and `/models`.

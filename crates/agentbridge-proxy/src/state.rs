@@ -35,21 +35,27 @@ pub struct Gateway {
     pub server: ServerSettings,
     /// Permits for concurrent requests.
     pub inflight: Arc<Semaphore>,
+    /// Virtual keys, when a master key is configured.
+    pub keys: Option<Arc<crate::keys::Keys>>,
 }
 
 impl Gateway {
     /// Resolves every deployment (region, credentials provider).
-    pub async fn new(config: Config) -> agentbridge::Result<Self> {
+    pub async fn new(config: Config) -> Result<Self, String> {
         let connect = config
             .models
             .iter()
             .map(|m| m.settings.timeouts.connect)
             .max()
             .unwrap_or_default();
-        let client = Client::new(connect)?;
+        let client = Client::new(connect).map_err(|e| e.to_string())?;
         let mut models: Vec<(String, Pool)> = Vec::new();
         for entry in config.models {
-            let d = Arc::new(Deployment::new(entry.settings).await?);
+            let d = Arc::new(
+                Deployment::new(entry.settings)
+                    .await
+                    .map_err(|e| format!("model {}: {e}", entry.name))?,
+            );
             match models.iter_mut().find(|(n, _)| *n == entry.name) {
                 Some((_, pool)) => pool.deployments.push(d),
                 None => models.push((
@@ -61,7 +67,24 @@ impl Gateway {
                 )),
             }
         }
+        let keys = match &config.master_key {
+            None => None,
+            Some(_) => {
+                use secrecy::ExposeSecret;
+                let url = match (&config.database_url, &config.default_database) {
+                    (Some(u), _) => u.expose_secret().to_string(),
+                    (None, Some(p)) => format!("sqlite://{}", p.display()),
+                    (None, None) => "sqlite://agentbridge.db".to_string(),
+                };
+                let redis = config
+                    .redis_url
+                    .as_ref()
+                    .map(|r| r.expose_secret().to_string());
+                Some(crate::keys::Keys::open(&url, redis.as_deref()).await?)
+            }
+        };
         Ok(Self {
+            keys,
             client,
             models,
             master_key: config.master_key,

@@ -1,6 +1,8 @@
 //! Per-component costs: request transform + SigV4 signing; event-stream decode + response
 //! build. `cargo bench -p agentbridge`.
 
+#![allow(clippy::unwrap_used)] // fixed inputs: a failure here is a broken benchmark
+
 use agentbridge::answer::AnswerState;
 use agentbridge::completion::{ResponseMeta, fold};
 use agentbridge::eventstream::FrameDecoder;
@@ -49,7 +51,13 @@ fn canned_stream(stream: bool) -> Vec<u8> {
 fn transform_and_sign(c: &mut Criterion) {
     let agent = AgentModel::parse("bedrock/agent/L1RT58GYRW/MFPSBCXYTW").unwrap();
     let req = request();
-    let creds = Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None, None, "bench");
+    let creds = Credentials::new(
+        "AKIDEXAMPLE",
+        "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        None,
+        None,
+        "bench",
+    );
     c.bench_function("transform_request", |b| {
         b.iter(|| to_invoke_agent(&agent, black_box(&req), &serde_json::Map::new()).unwrap())
     });
@@ -76,8 +84,13 @@ fn transform_and_sign(c: &mut Criterion) {
 }
 
 fn decode_and_build(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    for (name, stream) in [("decode_and_build_single_chunk", false), ("decode_and_build_streamed", true)] {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for (name, stream) in [
+        ("decode_and_build_single_chunk", false),
+        ("decode_and_build_streamed", true),
+    ] {
         let bytes = canned_stream(stream);
         c.bench_function(name, |b| {
             b.iter(|| {
@@ -90,8 +103,11 @@ fn decode_and_build(c: &mut Criterion) {
                     }
                 }
                 let state = AnswerState::new("bench".into(), AnswerOptions::default(), None);
-                let completion =
-                    rt.block_on(fold(ResponseMeta::new("bedrock-agent-1"), state, Box::pin(futures::stream::iter(evs))));
+                let completion = rt.block_on(fold(
+                    ResponseMeta::new("bedrock-agent-1"),
+                    state,
+                    Box::pin(futures::stream::iter(evs)),
+                ));
                 serde_json::to_vec(&completion.unwrap()).unwrap()
             })
         });

@@ -2,12 +2,14 @@ use super::*;
 use serde_json::json;
 
 fn step(name: &str, model: &str, _input: u64, _output: u64) -> AgentEvent {
-    AgentEvent::trace(&json!({"trace": {name: {"modelInvocationInput": {"foundationModel": model}}}}),
+    AgentEvent::trace(
+        &json!({"trace": {name: {"modelInvocationInput": {"foundationModel": model}}}}),
     )
 }
 
 fn usage_trace(name: &str, input: u64, output: u64) -> AgentEvent {
-    AgentEvent::trace(&json!({"trace": {name: {"modelInvocationOutput": {"metadata": {"usage": {"inputTokens": input, "outputTokens": output}}}}}}),
+    AgentEvent::trace(
+        &json!({"trace": {name: {"modelInvocationOutput": {"metadata": {"usage": {"inputTokens": input, "outputTokens": output}}}}}}),
     )
 }
 
@@ -139,7 +141,8 @@ fn invalid_utf8_is_replaced_not_held() {
 fn finish_reasons_follow_what_happened() {
     let mut s = state();
     assert_eq!(s.finish_reason(), "stop");
-    s.accept(AgentEvent::trace(&json!({"trace": {"guardrailTrace": {"action": "INTERVENED"}}}),
+    s.accept(AgentEvent::trace(
+        &json!({"trace": {"guardrailTrace": {"action": "INTERVENED"}}}),
     ))
     .unwrap();
     assert_eq!(s.finish_reason(), "content_filter");

@@ -14,7 +14,8 @@ fn chunk(s: &str) -> Result<AgentEvent> {
 }
 
 fn usage() -> Result<AgentEvent> {
-    Ok(AgentEvent::trace(&json!({"trace": {"orchestrationTrace": {"modelInvocationOutput": {"metadata": {"usage": {"inputTokens": 10, "outputTokens": 5}}}}}}),
+    Ok(AgentEvent::trace(
+        &json!({"trace": {"orchestrationTrace": {"modelInvocationOutput": {"metadata": {"usage": {"inputTokens": 10, "outputTokens": 5}}}}}}),
     ))
 }
 

@@ -37,7 +37,10 @@ impl AgentEvent {
     /// A trace event from a trace part's JSON (for tests and tools).
     pub fn trace(part: &Value) -> Self {
         let raw = bytes::Bytes::from(part.to_string());
-        Self::Trace { summary: TraceSummary::from_json(&raw).unwrap_or_default(), raw }
+        Self::Trace {
+            summary: TraceSummary::from_json(&raw).unwrap_or_default(),
+            raw,
+        }
     }
 }
 
@@ -76,7 +79,10 @@ pub fn decode(msg: &Message) -> Result<Option<AgentEvent>> {
             if event_type == "trace" {
                 let summary = TraceSummary::from_json(msg.payload())
                     .map_err(|e| Error::Decode(format!("trace event payload: {e}")))?;
-                return Ok(Some(AgentEvent::Trace { summary, raw: msg.payload().clone() }));
+                return Ok(Some(AgentEvent::Trace {
+                    summary,
+                    raw: msg.payload().clone(),
+                }));
             }
             let payload: Value = serde_json::from_slice(msg.payload()).map_err(|e| {
                 Error::Decode(format!("{event_type} event payload is not JSON: {e}"))

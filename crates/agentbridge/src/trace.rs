@@ -71,7 +71,9 @@ impl TraceSummary {
     /// Reads the summary from a trace part's JSON payload.
     pub fn from_json(payload: &[u8]) -> serde_json::Result<Self> {
         let part: Part = serde_json::from_slice(payload)?;
-        let Some(steps) = part.trace else { return Ok(Self::default()) };
+        let Some(steps) = part.trace else {
+            return Ok(Self::default());
+        };
         let is_guardrail = steps.guardrail_trace.is_some();
         let step = [
             steps.pre_processing_trace,
@@ -85,7 +87,9 @@ impl TraceSummary {
         .into_iter()
         .flatten()
         .next();
-        let Some(step) = step else { return Ok(Self::default()) };
+        let Some(step) = step else {
+            return Ok(Self::default());
+        };
         Ok(Self {
             foundation_model: step.model_invocation_input.and_then(|i| i.foundation_model),
             usage: step
@@ -109,21 +113,40 @@ mod tests {
 
     #[test]
     fn reads_usage_from_any_step() {
-        for name in ["preProcessingTrace", "orchestrationTrace", "postProcessingTrace", "routingClassifierTrace"] {
+        for name in [
+            "preProcessingTrace",
+            "orchestrationTrace",
+            "postProcessingTrace",
+            "routingClassifierTrace",
+        ] {
             let part = json!({"agentId": "A", "trace": {name: {"modelInvocationOutput": {"rawResponse": {"content": "x"},
                 "metadata": {"usage": {"inputTokens": 7, "outputTokens": 3}}}}}});
             assert_eq!(summary(part).usage, Some((7, 3)), "{name}");
         }
-        assert_eq!(summary(json!({"trace": {"orchestrationTrace": {"rationale": {"text": "t"}}}})).usage, None);
-        assert_eq!(summary(json!({"trace": {"somethingNewTrace": {}}})), TraceSummary::default());
+        assert_eq!(
+            summary(json!({"trace": {"orchestrationTrace": {"rationale": {"text": "t"}}}})).usage,
+            None
+        );
+        assert_eq!(
+            summary(json!({"trace": {"somethingNewTrace": {}}})),
+            TraceSummary::default()
+        );
     }
 
     #[test]
     fn reads_model_and_guardrail() {
         let part = json!({"trace": {"orchestrationTrace": {"modelInvocationInput": {"foundationModel": "anthropic.claude-v2", "text": "..."}}}});
-        assert_eq!(summary(part).foundation_model.as_deref(), Some("anthropic.claude-v2"));
-        assert!(summary(json!({"trace": {"guardrailTrace": {"action": "INTERVENED"}}})).guardrail_intervened);
-        assert!(!summary(json!({"trace": {"guardrailTrace": {"action": "NONE"}}})).guardrail_intervened);
+        assert_eq!(
+            summary(part).foundation_model.as_deref(),
+            Some("anthropic.claude-v2")
+        );
+        assert!(
+            summary(json!({"trace": {"guardrailTrace": {"action": "INTERVENED"}}}))
+                .guardrail_intervened
+        );
+        assert!(
+            !summary(json!({"trace": {"guardrailTrace": {"action": "NONE"}}})).guardrail_intervened
+        );
     }
 
     #[test]

@@ -1,0 +1,247 @@
+//! The database: SQLite by default, PostgreSQL when configured, through sqlx's `Any` driver
+//! with one schema (`migrations/`) and one set of queries (`$n` placeholders in order, which
+//! both accept).
+
+use super::record::KeyRecord;
+use serde_json::Value;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+/// One call's spend.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SpendLog {
+    /// The gateway's request id.
+    pub request_id: String,
+    /// The key's token (hash).
+    pub api_key: String,
+    /// The model name the client used.
+    pub model: String,
+    /// USD.
+    pub spend: f64,
+    /// Input tokens.
+    pub prompt_tokens: i64,
+    /// Output tokens.
+    pub completion_tokens: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// The key store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+const COLUMNS: &str = "key_hash, key_alias, key_prefix, models, max_budget, budget_duration, budget_reset_at, \
+    rpm_limit, tpm_limit, expires_at, metadata, spend, created_at, deleted_at";
+
+fn record(row: &AnyRow) -> Result<KeyRecord, sqlx::Error> {
+    let models: String = row.try_get("models")?;
+    let metadata: String = row.try_get("metadata")?;
+    Ok(KeyRecord {
+        token: row.try_get("key_hash")?,
+        key_alias: row.try_get("key_alias")?,
+        key_name: row.try_get("key_prefix")?,
+        models: serde_json::from_str(&models).unwrap_or_default(),
+        max_budget: row.try_get("max_budget")?,
+        budget_duration: row.try_get("budget_duration")?,
+        budget_reset_at: row.try_get("budget_reset_at")?,
+        rpm_limit: row.try_get("rpm_limit")?,
+        tpm_limit: row.try_get("tpm_limit")?,
+        expires: row.try_get("expires_at")?,
+        metadata: serde_json::from_str(&metadata).unwrap_or(Value::Null),
+        spend: row.try_get("spend")?,
+        created_at: row.try_get("created_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+    })
+}
+
+impl Store {
+    /// Connects and applies the migrations. `url` is `sqlite://PATH` or `postgres://...`.
+    pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        let url = if url.starts_with("sqlite:") && !url.contains("mode=") {
+            format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
+        } else {
+            url.to_string()
+        };
+        let max = if url.starts_with("sqlite:") { 1 } else { 8 };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .connect(&url)
+            .await?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
+        Ok(Self { pool })
+    }
+
+    /// Inserts a new key.
+    pub async fn insert(&self, k: &KeyRecord) -> Result<(), sqlx::Error> {
+        sqlx::query(&format!(
+            "INSERT INTO virtual_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        ))
+        .bind(&k.token)
+        .bind(&k.key_alias)
+        .bind(&k.key_name)
+        .bind(serde_json::to_string(&k.models).unwrap_or_default())
+        .bind(k.max_budget)
+        .bind(&k.budget_duration)
+        .bind(k.budget_reset_at)
+        .bind(k.rpm_limit)
+        .bind(k.tpm_limit)
+        .bind(k.expires)
+        .bind(k.metadata.to_string())
+        .bind(k.spend)
+        .bind(k.created_at)
+        .bind(k.deleted_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The key with this token, deleted or not.
+    pub async fn get(&self, token: &str) -> Result<Option<KeyRecord>, sqlx::Error> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM virtual_keys WHERE key_hash = $1"
+        ))
+        .bind(token)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(record).transpose()
+    }
+
+    /// Keys that are not deleted, newest first.
+    pub async fn list(&self) -> Result<Vec<KeyRecord>, sqlx::Error> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM virtual_keys WHERE deleted_at IS NULL ORDER BY created_at DESC"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record).collect()
+    }
+
+    /// Writes the key's settings (not its spend).
+    pub async fn update(&self, k: &KeyRecord) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE virtual_keys SET key_alias = $1, models = $2, max_budget = $3, budget_duration = $4, \
+             budget_reset_at = $5, rpm_limit = $6, tpm_limit = $7, expires_at = $8, metadata = $9 WHERE key_hash = $10",
+        )
+        .bind(&k.key_alias)
+        .bind(serde_json::to_string(&k.models).unwrap_or_default())
+        .bind(k.max_budget)
+        .bind(&k.budget_duration)
+        .bind(k.budget_reset_at)
+        .bind(k.rpm_limit)
+        .bind(k.tpm_limit)
+        .bind(k.expires)
+        .bind(k.metadata.to_string())
+        .bind(&k.token)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a key deleted. Returns whether it existed and was live.
+    pub async fn delete(&self, token: &str, at: i64) -> Result<bool, sqlx::Error> {
+        let r = sqlx::query(
+            "UPDATE virtual_keys SET deleted_at = $1 WHERE key_hash = $2 AND deleted_at IS NULL",
+        )
+        .bind(at)
+        .bind(token)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Starts a new budget period if the current one is over (one instance wins).
+    pub async fn reset_budget(
+        &self,
+        token: &str,
+        old_reset: i64,
+        new_reset: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let r = sqlx::query(
+            "UPDATE virtual_keys SET spend = 0, budget_reset_at = $1 WHERE key_hash = $2 AND budget_reset_at = $3",
+        )
+        .bind(new_reset)
+        .bind(token)
+        .bind(old_reset)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Writes a batch of spend logs and adds their spend to the keys, in one transaction.
+    pub async fn record(&self, logs: &[SpendLog]) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        for l in logs {
+            sqlx::query(
+                "INSERT INTO spend_logs (request_id, key_hash, model, spend, prompt_tokens, completion_tokens, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&l.request_id)
+            .bind(&l.api_key)
+            .bind(&l.model)
+            .bind(l.spend)
+            .bind(l.prompt_tokens)
+            .bind(l.completion_tokens)
+            .bind(l.created_at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE virtual_keys SET spend = spend + $1 WHERE key_hash = $2")
+                .bind(l.spend)
+                .bind(&l.api_key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Spend logs, newest first, optionally for one key and/or model.
+    pub async fn logs(
+        &self,
+        api_key: &str,
+        model: &str,
+        limit: i64,
+    ) -> Result<Vec<SpendLog>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT request_id, key_hash, model, spend, prompt_tokens, completion_tokens, created_at FROM spend_logs \
+             WHERE ($1 = '' OR key_hash = $2) AND ($3 = '' OR model = $4) ORDER BY created_at DESC LIMIT $5",
+        )
+        .bind(api_key)
+        .bind(api_key)
+        .bind(model)
+        .bind(model)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SpendLog {
+                    request_id: r.try_get("request_id")?,
+                    api_key: r.try_get("key_hash")?,
+                    model: r.try_get("model")?,
+                    spend: r.try_get("spend")?,
+                    prompt_tokens: r.try_get("prompt_tokens")?,
+                    completion_tokens: r.try_get("completion_tokens")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Total spend and calls grouped by `key_hash` or `model`.
+    pub async fn totals(&self, by_model: bool) -> Result<Vec<(String, f64, i64)>, sqlx::Error> {
+        let col = if by_model { "model" } else { "key_hash" };
+        let rows = sqlx::query(&format!(
+            "SELECT {col} AS name, SUM(spend) AS total, COUNT(*) AS calls FROM spend_logs GROUP BY {col} ORDER BY {col}"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("name")?, r.try_get("total")?, r.try_get("calls")?)))
+            .collect()
+    }
+}

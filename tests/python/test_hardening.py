@@ -202,3 +202,48 @@ def test_graceful_shutdown_lets_streams_finish_and_exits_zero(emulator_url, tmp_
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/health/liveliness", timeout=1)
     proc.log.close()
+
+
+def test_connect_timeout_is_a_clear_error(emulator_url, tmp_path):
+    # A listener that never accepts, its backlog full: new connections hang in SYN.
+    sink = socket.socket()
+    sink.bind(("127.0.0.1", 0))
+    sink.listen(0)
+    port = sink.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        c = socket.socket()
+        c.setblocking(False)
+        try:
+            c.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(c)
+    time.sleep(0.2)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"""model_list:
+  - model_name: blackhole
+    litellm_params:
+      model: bedrock/agent/L1RT58GYRW/MFPSBCXYTW
+      aws_access_key_id: {TEST_AK}
+      aws_secret_access_key: {TEST_SK}
+      aws_region_name: us-west-2
+      api_base: http://127.0.0.1:{port}
+      connect_timeout: 1
+      num_retries: 0
+""")
+    gw_port = free_port()
+    proc = Proc(["--config", str(cfg), "--port", str(gw_port)], f"http://127.0.0.1:{gw_port}/health/liveliness", log_name="pytest-gw-connect")
+    try:
+        start = time.time()
+        r = requests.post(f"http://127.0.0.1:{gw_port}/v1/chat/completions",
+                          json={"model": "blackhole", "messages": [{"role": "user", "content": "x"}]}, timeout=30)
+        elapsed = time.time() - start
+        assert r.status_code in (502, 504), r.text
+        assert r.json()["error"]["code"] in ("upstream_unreachable", "upstream_timeout")
+        assert elapsed < 5, elapsed
+    finally:
+        proc.stop()
+        for c in fillers:
+            c.close()
+        sink.close()

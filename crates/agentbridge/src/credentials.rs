@@ -49,12 +49,16 @@ pub struct CredentialCache {
 impl CredentialCache {
     /// Builds the provider for `auth` in `region`.
     pub async fn new(auth: &AwsAuth, region: Region) -> Result<Arc<Self>> {
-        let provider = provider(auth, region).await?;
-        Ok(Arc::new(Self {
+        Ok(Self::from_provider(provider(auth, region).await?))
+    }
+
+    /// A cache in front of any provider.
+    pub fn from_provider(provider: SharedCredentialsProvider) -> Arc<Self> {
+        Arc::new(Self {
             provider,
             current: RwLock::new(None),
             refreshing: tokio::sync::Mutex::new(()),
-        }))
+        })
     }
 
     /// Credentials valid now. Fresh ones are returned from the cache; ones about to expire
@@ -239,6 +243,80 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    #[derive(Debug)]
+    struct Counting {
+        calls: std::sync::atomic::AtomicU32,
+        lifetime: Duration,
+    }
+
+    impl ProvideCredentials for Counting {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let expiry = SystemTime::now() + self.lifetime;
+            aws_credential_types::provider::future::ProvideCredentials::ready(Ok(Credentials::new(
+                format!("AKID{n}"),
+                "s",
+                None,
+                Some(expiry),
+                "test",
+            )))
+        }
+    }
+
+    #[tokio::test]
+    async fn expiring_credentials_are_refreshed_in_the_background() {
+        let p = std::sync::Arc::new(Counting {
+            calls: 0.into(),
+            lifetime: Duration::from_secs(60),
+        });
+        let cache =
+            CredentialCache::from_provider(SharedCredentialsProvider::new(ArcProvider(p.clone())));
+        assert_eq!(cache.get().await.unwrap().access_key_id(), "AKID0");
+        // Within the refresh window: the current credentials come back at once...
+        assert_eq!(cache.get().await.unwrap().access_key_id(), "AKID0");
+        // ...and the next ones arrive from a background task.
+        for _ in 0..100 {
+            if cache.cached().map(|c| c.access_key_id().to_string()) == Some("AKID1".into()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("no background refresh");
+    }
+
+    #[tokio::test]
+    async fn fresh_credentials_are_not_fetched_again() {
+        let p = std::sync::Arc::new(Counting {
+            calls: 0.into(),
+            lifetime: Duration::from_secs(3600),
+        });
+        let cache =
+            CredentialCache::from_provider(SharedCredentialsProvider::new(ArcProvider(p.clone())));
+        for _ in 0..10 {
+            cache.get().await.unwrap();
+        }
+        assert_eq!(p.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[derive(Debug)]
+    struct ArcProvider(std::sync::Arc<Counting>);
+
+    impl ProvideCredentials for ArcProvider {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            self.0.provide_credentials()
+        }
     }
 
     #[test]

@@ -18,10 +18,12 @@
 pub mod agent;
 pub mod faults;
 pub mod frame;
+pub mod observe;
 pub mod script;
 pub mod server;
 pub mod sigv4;
 pub mod validate;
+pub mod wire;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -57,6 +57,27 @@ pub struct Script {
 pub const MAX_BIG: usize = 64 << 20;
 
 impl Script {
+    /// Both scripts' behaviours (the first one's where only one can hold).
+    pub fn merge(self, b: Script) -> Script {
+        let a = self;
+        Script {
+            slow_ms: a.slow_ms.max(b.slow_ms),
+            return_control: a.return_control.or(b.return_control),
+            citations: a.citations || b.citations,
+            files: a.files || b.files,
+            guardrail: a.guardrail || b.guardrail,
+            http_error: a.http_error.or(b.http_error),
+            exception: a.exception.or(b.exception),
+            stall: a.stall || b.stall,
+            corrupt: a.corrupt || b.corrupt,
+            truncate: a.truncate || b.truncate,
+            big: a.big.or(b.big),
+            unicode: a.unicode || b.unicode,
+            model: a.model.or(b.model),
+            fail_first: a.fail_first.or(b.fail_first),
+        }
+    }
+
     /// Reads the tokens in `text`.
     pub fn parse(text: &str) -> Self {
         let mut s = Self::default();

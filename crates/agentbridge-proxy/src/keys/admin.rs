@@ -59,6 +59,15 @@ fn parse_fields(body: &[u8]) -> Result<KeyFields> {
     })
 }
 
+fn seconds(field: &str, value: &str) -> Result<i64> {
+    parse_duration(value).ok_or_else(|| {
+        bad(
+            field,
+            format!("{field} must look like 30s, 10m, 1h, 7d or 1mo"),
+        )
+    })
+}
+
 fn apply(rec: &mut KeyRecord, f: &KeyFields) -> Result<()> {
     if let Some(m) = &f.models {
         rec.models = m.clone();
@@ -73,12 +82,7 @@ fn apply(rec: &mut KeyRecord, f: &KeyFields) -> Result<()> {
         rec.max_budget = Some(b);
     }
     if let Some(d) = &f.budget_duration {
-        let secs = parse_duration(d).ok_or_else(|| {
-            bad(
-                "budget_duration",
-                "budget_duration must look like 30s, 10m, 1h, 7d or 1mo",
-            )
-        })?;
+        let secs = seconds("budget_duration", d)?;
         rec.budget_duration = Some(d.clone());
         rec.budget_reset_at = Some(now() + secs);
     }
@@ -94,13 +98,7 @@ fn apply(rec: &mut KeyRecord, f: &KeyFields) -> Result<()> {
         }
     }
     if let Some(d) = &f.duration {
-        let secs = parse_duration(d).ok_or_else(|| {
-            bad(
-                "duration",
-                "duration must look like 30s, 10m, 1h, 7d or 1mo",
-            )
-        })?;
-        rec.expires = Some(now() + secs);
+        rec.expires = Some(now() + seconds("duration", d)?);
     }
     if let Some(a) = &f.key_alias {
         rec.key_alias = Some(a.clone());

@@ -37,6 +37,18 @@ fn minute(now: i64) -> i64 {
     now / 60
 }
 
+/// The key's window for the minute of `now`, started afresh when the minute changed.
+fn current<'a>(m: &'a mut HashMap<String, Window>, token: &str, now: i64) -> &'a mut Window {
+    let w = m.entry(token.to_string()).or_default();
+    if w.minute != minute(now) {
+        *w = Window {
+            minute: minute(now),
+            ..Window::default()
+        };
+    }
+    w
+}
+
 impl Limiter {
     /// Counters in this process.
     pub fn local() -> Self {
@@ -57,13 +69,7 @@ impl Limiter {
         match self {
             Self::Local(m) => {
                 let mut m = m.lock().map_err(|_| "limiter lock poisoned".to_string())?;
-                let w = m.entry(token.to_string()).or_default();
-                if w.minute != minute(now) {
-                    *w = Window {
-                        minute: minute(now),
-                        ..Window::default()
-                    };
-                }
+                let w = current(&mut m, token, now);
                 w.requests += 1;
                 Ok(w.requests)
             }
@@ -109,13 +115,7 @@ impl Limiter {
         match self {
             Self::Local(m) => {
                 let mut m = m.lock().map_err(|_| "limiter lock poisoned".to_string())?;
-                let w = m.entry(token.to_string()).or_default();
-                if w.minute != minute(now) {
-                    *w = Window {
-                        minute: minute(now),
-                        ..Window::default()
-                    };
-                }
+                let w = current(&mut m, token, now);
                 w.tokens += n;
                 Ok(())
             }

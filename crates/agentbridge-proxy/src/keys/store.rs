@@ -35,6 +35,25 @@ pub struct Store {
 const COLUMNS: &str = "key_hash, key_alias, key_prefix, models, max_budget, budget_duration, budget_reset_at, \
     rpm_limit, tpm_limit, expires_at, metadata, spend, created_at, deleted_at";
 
+/// The columns a key's owner can change, in the order [`bind_settings`] binds them.
+const SETTINGS: &str = "key_alias, models, max_budget, budget_duration, budget_reset_at, rpm_limit, tpm_limit, \
+    expires_at, metadata";
+
+fn bind_settings<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    k: &'q KeyRecord,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(&k.key_alias)
+        .bind(serde_json::to_string(&k.models).unwrap_or_default())
+        .bind(k.max_budget)
+        .bind(&k.budget_duration)
+        .bind(k.budget_reset_at)
+        .bind(k.rpm_limit)
+        .bind(k.tpm_limit)
+        .bind(k.expires)
+        .bind(k.metadata.to_string())
+}
+
 fn record(row: &AnyRow) -> Result<KeyRecord, sqlx::Error> {
     let models: String = row.try_get("models")?;
     let metadata: String = row.try_get("metadata")?;
@@ -79,25 +98,18 @@ impl Store {
 
     /// Inserts a new key.
     pub async fn insert(&self, k: &KeyRecord) -> Result<(), sqlx::Error> {
-        sqlx::query(&format!(
-            "INSERT INTO virtual_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-        ))
-        .bind(&k.token)
-        .bind(&k.key_alias)
-        .bind(&k.key_name)
-        .bind(serde_json::to_string(&k.models).unwrap_or_default())
-        .bind(k.max_budget)
-        .bind(&k.budget_duration)
-        .bind(k.budget_reset_at)
-        .bind(k.rpm_limit)
-        .bind(k.tpm_limit)
-        .bind(k.expires)
-        .bind(k.metadata.to_string())
-        .bind(k.spend)
-        .bind(k.created_at)
-        .bind(k.deleted_at)
-        .execute(&self.pool)
-        .await?;
+        let sql = format!(
+            "INSERT INTO virtual_keys ({SETTINGS}, key_hash, key_prefix, spend, created_at, deleted_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        );
+        bind_settings(sqlx::query(&sql), k)
+            .bind(&k.token)
+            .bind(&k.key_name)
+            .bind(k.spend)
+            .bind(k.created_at)
+            .bind(k.deleted_at)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -124,22 +136,19 @@ impl Store {
 
     /// Writes the key's settings (not its spend).
     pub async fn update(&self, k: &KeyRecord) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE virtual_keys SET key_alias = $1, models = $2, max_budget = $3, budget_duration = $4, \
-             budget_reset_at = $5, rpm_limit = $6, tpm_limit = $7, expires_at = $8, metadata = $9 WHERE key_hash = $10",
-        )
-        .bind(&k.key_alias)
-        .bind(serde_json::to_string(&k.models).unwrap_or_default())
-        .bind(k.max_budget)
-        .bind(&k.budget_duration)
-        .bind(k.budget_reset_at)
-        .bind(k.rpm_limit)
-        .bind(k.tpm_limit)
-        .bind(k.expires)
-        .bind(k.metadata.to_string())
-        .bind(&k.token)
-        .execute(&self.pool)
-        .await?;
+        let assignments: Vec<String> = SETTINGS
+            .split(", ")
+            .enumerate()
+            .map(|(i, c)| format!("{c} = ${}", i + 1))
+            .collect();
+        let sql = format!(
+            "UPDATE virtual_keys SET {} WHERE key_hash = $10",
+            assignments.join(", ")
+        );
+        bind_settings(sqlx::query(&sql), k)
+            .bind(&k.token)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

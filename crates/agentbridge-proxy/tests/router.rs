@@ -1,5 +1,7 @@
 //! The whole router driven with `tower::ServiceExt::oneshot`, against the emulator.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failure is a failed test
+
 use agentbridge_proxy::config::{LoadOptions, parse};
 use agentbridge_proxy::{app, state::Gateway};
 use axum::body::Body;

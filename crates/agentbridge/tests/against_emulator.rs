@@ -1,6 +1,8 @@
 //! The SDK's client against the emulator in-process: signing checked by an independent
 //! verifier, event streams decoded, usage and cost summed, errors mapped.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failure is a failed test
+
 use agentbridge::{
     AwsErrorKind, ChatRequest, Client, Deployment, DeploymentSettings, Error, Message,
 };

@@ -90,3 +90,14 @@ def test_key_deleted_on_one_instance_is_refused_by_both(instances):
     assert call(a, k["key"]).status_code == 401
     time.sleep(2.2)  # the other instance's key cache lives 2 s
     assert call(b, k["key"]).status_code == 401
+
+
+def test_keys_with_and_without_optional_limits_interleave(instances):
+    # Regression: on PostgreSQL a cached statement prepared with NULL limits rejected later
+    # non-NULL ones ("incorrect binary data format in bind parameter").
+    a, _ = instances
+    for i in range(12):
+        fields = {"max_budget": 1.5, "tpm_limit": 1000, "budget_duration": "1d"} if i % 2 else {}
+        k = generate(a, **fields)
+        r = requests.post(f"{a}/key/update", json={"key": k["key"], "rpm_limit": 100 + i} if i % 3 else {"key": k["key"]}, headers=ADMIN)
+        assert r.status_code == 200, r.text

@@ -79,8 +79,14 @@ impl Store {
     /// Connects and applies the migrations. `url` is `sqlite://PATH` or `postgres://...`.
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         sqlx::any::install_default_drivers();
+        let sep = if url.contains('?') { "&" } else { "?" };
         let url = if url.starts_with("sqlite:") && !url.contains("mode=") {
-            format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
+            format!("{url}{sep}mode=rwc")
+        } else if url.starts_with("postgres") && !url.contains("statement-cache-capacity") {
+            // Through the Any driver a NULL parameter carries no type; a statement prepared
+            // (and cached) with a NULL then rejects a value of the real type in that place.
+            // Statements are prepared per execution instead: off the hot path, cheap.
+            format!("{url}{sep}statement-cache-capacity=0")
         } else {
             url.to_string()
         };

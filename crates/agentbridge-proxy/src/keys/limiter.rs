@@ -37,6 +37,20 @@ fn minute(now: i64) -> i64 {
     now / 60
 }
 
+/// The Redis key of a key's spend, seeded with the database's figure the first time.
+async fn seeded_spend(
+    cm: &mut redis::aio::ConnectionManager,
+    token: &str,
+    db_spend: f64,
+) -> RResult<String> {
+    let key = format!("agentbridge:spend:{token}");
+    let _: bool = cm
+        .set_nx(&key, db_spend)
+        .await
+        .map_err(|e| format!("redis: {e}"))?;
+    Ok(key)
+}
+
 /// The key's window for the minute of `now`, started afresh when the minute changed.
 fn current<'a>(m: &'a mut HashMap<String, Window>, token: &str, now: i64) -> &'a mut Window {
     let w = m.entry(token.to_string()).or_default();
@@ -141,12 +155,8 @@ impl Limiter {
         let Self::Redis(cm) = self else {
             return Ok(None);
         };
-        let key = format!("agentbridge:spend:{token}");
         let mut cm = cm.clone();
-        let _: bool = cm
-            .set_nx(&key, db_spend)
-            .await
-            .map_err(|e| format!("redis: {e}"))?;
+        let key = seeded_spend(&mut cm, token, db_spend).await?;
         let v: f64 = cm.get(&key).await.map_err(|e| format!("redis: {e}"))?;
         Ok(Some(v))
     }
@@ -154,12 +164,8 @@ impl Limiter {
     /// Adds to the shared spend (Redis only).
     pub async fn add_spend(&self, token: &str, amount: f64, db_spend: f64) -> RResult<()> {
         let Self::Redis(cm) = self else { return Ok(()) };
-        let key = format!("agentbridge:spend:{token}");
         let mut cm = cm.clone();
-        let _: bool = cm
-            .set_nx(&key, db_spend)
-            .await
-            .map_err(|e| format!("redis: {e}"))?;
+        let key = seeded_spend(&mut cm, token, db_spend).await?;
         let _: f64 = cm
             .incr(&key, amount)
             .await

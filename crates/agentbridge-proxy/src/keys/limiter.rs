@@ -37,20 +37,6 @@ fn minute(now: i64) -> i64 {
     now / 60
 }
 
-/// The Redis key of a key's spend, seeded with the database's figure the first time.
-async fn seeded_spend(
-    cm: &mut redis::aio::ConnectionManager,
-    token: &str,
-    db_spend: f64,
-) -> RResult<String> {
-    let key = format!("agentbridge:spend:{token}");
-    let _: bool = cm
-        .set_nx(&key, db_spend)
-        .await
-        .map_err(|e| format!("redis: {e}"))?;
-    Ok(key)
-}
-
 /// The key's window for the minute of `now`, started afresh when the minute changed.
 fn current<'a>(m: &'a mut HashMap<String, Window>, token: &str, now: i64) -> &'a mut Window {
     let w = m.entry(token.to_string()).or_default();
@@ -152,25 +138,38 @@ impl Limiter {
 
     /// Shared spend of the key (Redis only); seeded from `db_spend` the first time.
     pub async fn shared_spend(&self, token: &str, db_spend: f64) -> RResult<Option<f64>> {
+        self.seed_and_add(token, db_spend, None).await
+    }
+
+    /// Adds to the shared spend (Redis only); returns the new total.
+    pub async fn add_spend(&self, token: &str, amount: f64, db_spend: f64) -> RResult<Option<f64>> {
+        self.seed_and_add(token, db_spend, Some(amount)).await
+    }
+
+    /// One round trip: seed the spend with the database's figure if Redis has none, then add
+    /// (or read) it.
+    async fn seed_and_add(
+        &self,
+        token: &str,
+        db_spend: f64,
+        amount: Option<f64>,
+    ) -> RResult<Option<f64>> {
         let Self::Redis(cm) = self else {
             return Ok(None);
         };
+        let key = format!("agentbridge:spend:{token}");
         let mut cm = cm.clone();
-        let key = seeded_spend(&mut cm, token, db_spend).await?;
-        let v: f64 = cm.get(&key).await.map_err(|e| format!("redis: {e}"))?;
-        Ok(Some(v))
-    }
-
-    /// Adds to the shared spend (Redis only).
-    pub async fn add_spend(&self, token: &str, amount: f64, db_spend: f64) -> RResult<()> {
-        let Self::Redis(cm) = self else { return Ok(()) };
-        let mut cm = cm.clone();
-        let key = seeded_spend(&mut cm, token, db_spend).await?;
-        let _: f64 = cm
-            .incr(&key, amount)
+        let mut pipe = redis::pipe();
+        pipe.atomic().set_nx(&key, db_spend).ignore();
+        match amount {
+            Some(a) => pipe.incr(&key, a),
+            None => pipe.get(&key),
+        };
+        let (v,): (f64,) = pipe
+            .query_async(&mut cm)
             .await
             .map_err(|e| format!("redis: {e}"))?;
-        Ok(())
+        Ok(Some(v))
     }
 
     /// Zeroes the shared spend at a budget reset (Redis only).

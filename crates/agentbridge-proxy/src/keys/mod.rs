@@ -260,13 +260,17 @@ impl Keys {
         {
             tracing::warn!(error = %e, "could not count tokens");
         }
-        if let Err(e) = self
+        let shared = match self
             .limiter
             .add_spend(&rec.token, outcome.cost, rec.spend)
             .await
         {
-            tracing::warn!(error = %e, "could not add shared spend");
-        }
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not add shared spend");
+                None
+            }
+        };
         if let Ok(mut p) = self.pending.lock() {
             *p.spend.entry(rec.token.clone()).or_default() += outcome.cost;
             p.logs.push(SpendLog {
@@ -279,7 +283,7 @@ impl Keys {
                 created_at: t,
             });
         }
-        self.spend(rec).await.unwrap_or(rec.spend)
+        shared.unwrap_or_else(|| rec.spend + self.pending_spend(&rec.token))
     }
 
     /// Writes buffered spend. On failure the batch is kept for the next try.

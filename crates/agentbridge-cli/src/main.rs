@@ -198,12 +198,16 @@ async fn run_proxy(args: ProxyArgs) -> Result<(), AnyError> {
         (Some(_), None, None) => Some("SQLite at ./agentbridge.db".to_string()),
     };
     let shared = cfg.redis_url.is_some();
+    let workers = match cfg.server.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
     let gateway = Arc::new(Gateway::new(cfg).await?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let flusher = gateway.keys.as_ref().map(|k| k.spawn_flusher(stop_rx));
     let listener = tokio::net::TcpListener::bind((host.as_str(), args.port)).await?;
     let addr: SocketAddr = listener.local_addr()?;
-    println!("agentbridge listening on http://{addr}");
+    println!("agentbridge listening on http://{addr} ({workers} worker threads)");
     for (name, target) in &names {
         println!("  model {name:<24} -> {target}");
     }
@@ -227,8 +231,10 @@ async fn run_proxy(args: ProxyArgs) -> Result<(), AnyError> {
             }
         );
     }
-    let app = agentbridge_proxy::app(gateway);
-    let clean = serve(listener, app, serve_opts, shutdown_signal()).await?;
+    let routers = (0..workers)
+        .map(|_| agentbridge_proxy::app(Arc::clone(&gateway)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let clean = serve(listener, routers, serve_opts, shutdown_signal()).await?;
     let _ = stop_tx.send(true);
     if let Some(f) = flusher {
         let _ = f.await;

@@ -50,6 +50,9 @@ pub struct ServerSettings {
     pub max_concurrent_requests: usize,
     /// Seconds in-flight requests get to finish on shutdown (default 30).
     pub shutdown_grace_secs: f64,
+    /// Threads serving requests, each with its own runtime and upstream connections
+    /// (default 0: one per CPU).
+    pub workers: usize,
 }
 
 impl Default for ServerSettings {
@@ -59,6 +62,7 @@ impl Default for ServerSettings {
             header_read_timeout_secs: 30.0,
             max_concurrent_requests: 1024,
             shutdown_grace_secs: 30.0,
+            workers: 0,
         }
     }
 }

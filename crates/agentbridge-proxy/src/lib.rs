@@ -9,7 +9,7 @@
 //! use agentbridge_proxy::{config, state::Gateway, app};
 //! let cfg = config::load("config.yaml".as_ref(), config::LoadOptions::default())?;
 //! let gateway = std::sync::Arc::new(Gateway::new(cfg).await?);
-//! let router = app(gateway);
+//! let router = app(gateway)?; // one per worker thread: each has its own upstream client
 //! # let _ = router; Ok(()) }
 //! ```
 
@@ -24,16 +24,15 @@ pub mod state;
 
 use axum::Router;
 use axum::routing::{get, post};
-use state::Gateway;
+use state::{AppState, Gateway};
 use std::sync::Arc;
 
-/// The whole HTTP API as one router (tests drive it with `tower::ServiceExt::oneshot`).
-pub fn app(gateway: Arc<Gateway>) -> Router {
-    let api = Router::new()
-        .route("/v1/chat/completions", post(routes::chat))
-        .route("/chat/completions", post(routes::chat))
-        .route("/v1/models", get(routes::models))
-        .route("/models", get(routes::models))
+/// The whole HTTP API as one router with its own upstream client (tests drive it with
+/// `tower::ServiceExt::oneshot`; the server builds one per worker thread).
+pub fn app(gateway: Arc<Gateway>) -> agentbridge::Result<Router> {
+    let client = gateway.new_client()?;
+    // Key administration talks to the database: run it on the runtime that owns the pool.
+    let admin = Router::new()
         .route("/key/generate", post(keys::admin::generate))
         .route("/key/info", get(keys::admin::info))
         .route("/key/update", post(keys::admin::update))
@@ -43,13 +42,26 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
         .route("/spend/summary", get(keys::admin::summary))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&gateway),
+            routes::at_home,
+        ));
+    let api = Router::new()
+        .route("/v1/chat/completions", post(routes::chat))
+        .route("/chat/completions", post(routes::chat))
+        .route("/v1/models", get(routes::models))
+        .route("/models", get(routes::models))
+        .merge(admin)
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&gateway),
             routes::require_key,
         ));
-    Router::new()
+    Ok(Router::new()
         .merge(api)
         .route("/health/liveliness", get(routes::liveliness))
         .route("/health/liveness", get(routes::liveliness))
         .route("/health/readiness", get(routes::readiness))
         .fallback(routes::fallback)
-        .with_state(gateway)
+        .with_state(AppState {
+            gw: gateway,
+            client,
+        }))
 }

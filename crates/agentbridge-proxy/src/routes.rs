@@ -4,7 +4,7 @@ use crate::auth;
 use crate::error::{ProxyError, Result};
 use crate::keys::Caller;
 use crate::sse;
-use crate::state::Gateway;
+use crate::state::{AppState, Gateway};
 use agentbridge::params::is_deployment_param;
 use agentbridge::{ChatChunk, ChatRequest};
 use axum::body::Body;
@@ -27,6 +27,19 @@ pub async fn require_key(State(gw): State<Arc<Gateway>>, mut req: Request, next:
     };
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// Runs the rest of the request on the gateway's home runtime, which owns the key store's
+/// connections (the worker threads' runtimes do not).
+pub async fn at_home(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+    match gw.home.spawn(next.run(req)).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "request task failed");
+            ProxyError::Unavailable("the request could not be completed; retry shortly".into())
+                .into_response()
+        }
+    }
 }
 
 async fn identify(gw: &Gateway, headers: &HeaderMap) -> Result<Caller> {
@@ -115,7 +128,7 @@ fn header(v: impl AsRef<str>) -> Option<HeaderValue> {
 
 /// `POST /v1/chat/completions` and `/chat/completions`.
 pub async fn chat(
-    State(gw): State<Arc<Gateway>>,
+    State(AppState { gw, client }): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
     body: Body,
 ) -> Result<Response> {
@@ -143,7 +156,7 @@ pub async fn chat(
 
     async move {
         if !req.stream {
-            let completion = gw.client.complete(&deployment, &req, &req.model).await?;
+            let completion = client.complete(&deployment, &req, &req.model).await?;
             tracing::Span::current().record("session", completion.session_id.as_str());
             tracing::info!(
                 tokens = completion.usage.total_tokens,
@@ -174,7 +187,7 @@ pub async fn chat(
             drop(permit);
             return Ok(r);
         }
-        let mut chunks = gw.client.stream(&deployment, &req, &req.model).await?;
+        let mut chunks = client.stream(&deployment, &req, &req.model).await?;
         let session = chunks.session_id().to_string();
         tracing::Span::current().record("session", session.as_str());
         // Wait for the first chunk: an exception before any output is still an HTTP error
@@ -238,7 +251,8 @@ impl Drop for ChargeOnEnd {
             std::mem::take(&mut self.model),
             std::mem::take(&mut self.request_id),
         );
-        tokio::spawn(async move {
+        let home = keys.home().clone();
+        home.spawn(async move {
             keys.charge(&rec, &model, &id, outcome).await;
         });
     }

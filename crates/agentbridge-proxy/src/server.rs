@@ -1,5 +1,13 @@
-//! The accept loop: hyper HTTP/1.1 with a real timer (so the header-read timeout works),
-//! TCP_NODELAY on every accepted socket, and graceful shutdown with a deadline.
+//! The accept loop and the worker threads that serve connections.
+//!
+//! Connections are accepted on the caller's runtime and handed, round robin, to one thread
+//! per router given. Each worker is a single-threaded Tokio runtime with its own router (and
+//! so its own upstream connection pool): a request and its
+//! upstream call stay on one thread, with no cross-thread wake-ups on the hot path (a shared
+//! work-stealing runtime spent a large share of its CPU waking its other worker). hyper serves
+//! HTTP/1.1 with a real timer (so the header-read timeout works) and TCP_NODELAY is set on
+//! every accepted socket. Shutdown stops accepting, then every worker waits up to the grace
+//! period for its in-flight requests and streams.
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -7,7 +15,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
 
 /// Connection-level limits.
 #[derive(Debug, Clone, Copy)]
@@ -18,27 +27,87 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and waits up
-/// to the grace period for in-flight requests and streams. Returns whether every connection
-/// finished in time.
-pub async fn serve(
-    listener: TcpListener,
+struct Worker {
+    connections: mpsc::UnboundedSender<std::net::TcpStream>,
+    finished: oneshot::Receiver<bool>,
+}
+
+fn start_worker(i: usize, app: Router, opts: ServeOptions) -> std::io::Result<Worker> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (done_tx, done_rx) = oneshot::channel();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name(format!("agentbridge-worker-{i}"))
+        .spawn(move || {
+            let finished = rt.block_on(work(rx, app, opts));
+            let _ = done_tx.send(finished);
+        })?;
+    Ok(Worker {
+        connections: tx,
+        finished: done_rx,
+    })
+}
+
+/// One worker: serves the connections it is handed until the acceptor hangs up, then
+/// waits up to the grace period for them.
+async fn work(
+    mut connections: mpsc::UnboundedReceiver<std::net::TcpStream>,
     app: Router,
     opts: ServeOptions,
-    shutdown: impl Future<Output = ()> + Send,
-) -> std::io::Result<bool> {
+) -> bool {
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(opts.header_read_timeout)
         .keep_alive(true);
+    while let Some(std) = connections.recv().await {
+        let tcp = match TcpStream::from_std(std) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not register a connection");
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    tokio::time::timeout(opts.shutdown_grace, graceful.shutdown())
+        .await
+        .is_ok()
+}
+
+/// Serves `routers` (one worker thread each) on `listener` until `shutdown` resolves, then
+/// stops accepting and waits up to the grace period for in-flight requests and streams.
+/// Returns whether every connection finished in time.
+pub async fn serve(
+    listener: TcpListener,
+    routers: Vec<Router>,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<bool> {
+    if routers.is_empty() {
+        return Err(std::io::Error::other("serve: no routers given"));
+    }
+    let mut workers = routers
+        .into_iter()
+        .enumerate()
+        .map(|(i, app)| start_worker(i, app, opts))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let mut next = 0usize;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (tcp, peer) = match accepted {
-                    Ok(a) => a,
+                let tcp = match accepted {
+                    Ok((tcp, _)) => tcp,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -48,14 +117,17 @@ pub async fn serve(
                 if let Err(e) = tcp.set_nodelay(true) {
                     tracing::warn!(error = %e, "could not set TCP_NODELAY");
                 }
-                let service = TowerToHyperService::new(app.clone());
-                let conn = builder.serve_connection(TokioIo::new(tcp), service);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                let std = match tcp.into_std() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not hand a connection over");
+                        continue;
                     }
-                });
+                };
+                next = (next + 1) % workers.len();
+                if workers[next].connections.send(std).is_err() {
+                    tracing::error!(worker = next, "a worker thread has stopped");
+                }
             }
             () = &mut shutdown => break,
         }
@@ -65,11 +137,13 @@ pub async fn serve(
         grace_secs = opts.shutdown_grace.as_secs_f64(),
         "shutting down: no new connections; waiting for in-flight requests"
     );
-    let finished = tokio::time::timeout(opts.shutdown_grace, graceful.shutdown())
-        .await
-        .is_ok();
+    let waits: Vec<_> = workers.drain(..).map(|w| w.finished).collect();
+    let mut finished = true;
+    for w in waits {
+        finished &= w.await.unwrap_or(false);
+    }
     if !finished {
-        tracing::warn!("grace period over; closing the remaining connections");
+        tracing::warn!("grace period over; closed the remaining connections");
     }
     Ok(finished)
 }

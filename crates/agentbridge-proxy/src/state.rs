@@ -1,4 +1,5 @@
-//! The gateway's shared state: the served models and their deployments.
+//! The gateway's shared state (models, deployments, keys, limits) and each worker's view of
+//! it ([`AppState`]: the shared state plus that worker's upstream client).
 
 use crate::config::{Config, ServerSettings};
 use agentbridge::{Client, Deployment};
@@ -22,11 +23,13 @@ impl Pool {
     }
 }
 
-/// Everything a request handler needs.
+/// What every worker shares: models, keys, limits.
 #[derive(Debug)]
 pub struct Gateway {
-    /// The upstream client.
-    pub client: Client,
+    /// Connect timeout for upstream clients (the longest of the deployments').
+    pub connect_timeout: std::time::Duration,
+    /// The runtime that owns the key store's connections and background tasks.
+    pub home: tokio::runtime::Handle,
     /// Model name -> deployments, in config order.
     pub models: Vec<(String, Pool)>,
     /// The master key, if any.
@@ -48,7 +51,7 @@ impl Gateway {
             .map(|m| m.settings.timeouts.connect)
             .max()
             .unwrap_or_default();
-        let client = Client::new(connect).map_err(|e| e.to_string())?;
+        Client::new(connect).map_err(|e| e.to_string())?;
         let mut models: Vec<(String, Pool)> = Vec::new();
         for entry in config.models {
             let d = Arc::new(
@@ -85,12 +88,19 @@ impl Gateway {
         };
         Ok(Self {
             keys,
-            client,
+            connect_timeout: connect,
+            home: tokio::runtime::Handle::current(),
             models,
             master_key: config.master_key,
             inflight: Arc::new(Semaphore::new(config.server.max_concurrent_requests)),
             server: config.server,
         })
+    }
+
+    /// A new upstream client (one per worker thread: its pooled connections live on the
+    /// runtime that opened them).
+    pub fn new_client(&self) -> agentbridge::Result<Client> {
+        Client::new(self.connect_timeout)
     }
 
     /// The pool serving `name`.
@@ -101,5 +111,20 @@ impl Gateway {
     /// Served model names.
     pub fn model_names(&self) -> Vec<String> {
         self.models.iter().map(|(n, _)| n.clone()).collect()
+    }
+}
+
+/// A router's state: the shared gateway and this worker's upstream client.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Shared by every worker.
+    pub gw: Arc<Gateway>,
+    /// This worker's client.
+    pub client: Client,
+}
+
+impl axum::extract::FromRef<AppState> for Arc<Gateway> {
+    fn from_ref(s: &AppState) -> Self {
+        Arc::clone(&s.gw)
     }
 }

@@ -27,7 +27,7 @@ async fn router(master_key: Option<&str>, limits: &str) -> axum::Router {
     }
     text.push_str(limits);
     let cfg = parse(&text, &|_| None, LoadOptions::default()).unwrap();
-    app(Arc::new(Gateway::new(cfg).await.unwrap()))
+    app(Arc::new(Gateway::new(cfg).await.unwrap())).unwrap()
 }
 
 async fn send(r: &axum::Router, req: Request<Body>) -> (StatusCode, Value) {

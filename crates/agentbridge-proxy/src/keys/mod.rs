@@ -55,6 +55,9 @@ pub struct Keys {
     cache: Mutex<HashMap<String, Cached>>,
     pending: Mutex<Pending>,
     flush_lock: tokio::sync::Mutex<()>,
+    /// The runtime that opened the store and Redis: their connections are registered with
+    /// it, so I/O on them runs there (requests are served on other, per-thread runtimes).
+    home: tokio::runtime::Handle,
 }
 
 fn db_err(e: impl std::fmt::Display) -> ProxyError {
@@ -83,7 +86,21 @@ impl Keys {
             cache: Mutex::new(HashMap::new()),
             pending: Mutex::new(Pending::default()),
             flush_lock: tokio::sync::Mutex::new(()),
+            home: tokio::runtime::Handle::current(),
         }))
+    }
+
+    /// The runtime that owns the store's and Redis's connections.
+    pub fn home(&self) -> &tokio::runtime::Handle {
+        &self.home
+    }
+
+    /// Runs `f` on the home runtime and waits for it.
+    async fn at_home<T: Send + 'static>(
+        &self,
+        f: impl Future<Output = Result<T, ProxyError>> + Send + 'static,
+    ) -> Result<T, ProxyError> {
+        self.home.spawn(f).await.map_err(db_err)?
     }
 
     /// Whether limits are shared through Redis.
@@ -98,7 +115,11 @@ impl Keys {
         {
             return Ok(hit.record.clone());
         }
-        let record = self.store.get(token).await.map_err(db_err)?.map(Arc::new);
+        let (store, t) = (self.store.clone(), token.to_string());
+        let record = self
+            .at_home(async move { store.get(&t).await.map_err(db_err) })
+            .await?
+            .map(Arc::new);
         if let Ok(mut c) = self.cache.lock() {
             if c.len() > 100_000 {
                 c.clear();
@@ -164,7 +185,22 @@ impl Keys {
     }
 
     /// Admits one request for `model`: allowed model, budget left, rpm and tpm within limits.
-    pub async fn admit(&self, rec: &KeyRecord, model: &str) -> Result<(), ProxyError> {
+    /// Runs on the home runtime when it needs Redis or the database.
+    pub async fn admit(
+        self: &Arc<Self>,
+        rec: &Arc<KeyRecord>,
+        model: &str,
+    ) -> Result<(), ProxyError> {
+        if self.shared_limits() || rec.budget_reset_at.is_some_and(|r| r <= now()) {
+            let (me, rec, model) = (Arc::clone(self), Arc::clone(rec), model.to_string());
+            return self
+                .at_home(async move { me.admit_here(&rec, &model).await })
+                .await;
+        }
+        self.admit_here(rec, model).await
+    }
+
+    async fn admit_here(&self, rec: &KeyRecord, model: &str) -> Result<(), ProxyError> {
         if !rec.models.is_empty()
             && !rec
                 .models
@@ -238,14 +274,43 @@ impl Keys {
     async fn admit_fresh(&self, token: &str, model: &str) -> Result<(), ProxyError> {
         match self.lookup(token).await? {
             Some(rec) if rec.budget_reset_at.is_none_or(|r| r > now()) => {
-                self.admit(&rec, model).await
+                Box::pin(self.admit_here(&rec, model)).await
             }
             _ => Err(ProxyError::Unauthorized("invalid API key".into())),
         }
     }
 
-    /// Records a call's cost; returns the key's spend including it.
+    /// Records a call's cost; returns the key's spend including it. Runs on the home
+    /// runtime when limits are shared through Redis.
     pub async fn charge(
+        self: &Arc<Self>,
+        rec: &Arc<KeyRecord>,
+        model: &str,
+        request_id: &str,
+        outcome: agentbridge::answer::Outcome,
+    ) -> f64 {
+        if !self.shared_limits() {
+            return self.charge_here(rec, model, request_id, outcome).await;
+        }
+        let (me, rec2, model2, id) = (
+            Arc::clone(self),
+            Arc::clone(rec),
+            model.to_string(),
+            request_id.to_string(),
+        );
+        let charged = self
+            .home
+            .spawn(async move { me.charge_here(&rec2, &model2, &id, outcome).await });
+        match charged.await {
+            Ok(spend) => spend,
+            Err(e) => {
+                tracing::error!(error = %e, "charging a key failed");
+                rec.spend + self.pending_spend(&rec.token)
+            }
+        }
+    }
+
+    async fn charge_here(
         &self,
         rec: &KeyRecord,
         model: &str,

@@ -15,11 +15,20 @@ use crate::events;
 use crate::eventstream::FrameDecoder;
 use crate::openai::{ChatCompletion, ChatRequest};
 use crate::request::{AnswerOptions, InvokeAgentRequest, to_invoke_agent};
-use crate::signing::sign_request;
-use futures::StreamExt;
+use crate::signing::InvokeToSign;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
+
+type Http = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type Response = http::Response<Incoming>;
 
 /// Characters kept as-is in path segments (RFC 3986 unreserved).
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -28,22 +37,33 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
-/// A client for InvokeAgent. Cheap to clone; share one per process.
+/// A client for InvokeAgent: hyper's pooled HTTP/1.1 client over rustls (HTTPS, with the
+/// webpki roots) or plain TCP (a local endpoint such as the emulator). Cheap to clone; the
+/// clones share one connection pool.
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    http: Http,
 }
 
 impl Client {
     /// A client with TCP_NODELAY, pooled keep-alive connections and a connect timeout.
     pub fn new(connect_timeout: Duration) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .connect_timeout(connect_timeout)
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(connect_timeout));
+        tcp.enforce_http(false);
+        let https = HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))
+            .map_err(|e| Error::Connect(format!("TLS set-up: {e}")))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)
-            .build()
-            .map_err(|e| Error::Connect(e.to_string()))?;
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(https);
         Ok(Self { http })
     }
 
@@ -54,8 +74,9 @@ impl Client {
         req: &InvokeAgentRequest,
     ) -> Result<(EventStream, String)> {
         let deadline = Instant::now() + d.settings.timeouts.total;
-        let body =
-            serde_json::to_vec(&req.body).map_err(|e| Error::invalid("body", e.to_string()))?;
+        let body = Bytes::from(
+            serde_json::to_vec(&req.body).map_err(|e| Error::invalid("body", e.to_string()))?,
+        );
         let path = format!(
             "/agents/{}/agentAliases/{}/sessions/{}/text",
             utf8_percent_encode(&req.agent.agent_id, SEGMENT),
@@ -64,9 +85,14 @@ impl Client {
         );
         let url = format!("{}{}", d.endpoint, path);
         let host = host_of(&d.endpoint);
+        // What the server sees as the path: the endpoint's own path (if any), then ours.
+        let path = &url[url.find("://").map_or(0, |i| i + 3) + host.len()..];
         let mut attempt = 0u32;
         loop {
-            match self.send_once(d, &url, &host, &body, req, deadline).await {
+            match self
+                .send_once(d, &url, (&host, path), &body, req, deadline)
+                .await
+            {
                 Ok(resp) => {
                     let session = resp
                         .headers()
@@ -94,43 +120,42 @@ impl Client {
         &self,
         d: &Deployment,
         url: &str,
-        host: &str,
-        body: &[u8],
+        (host, path): (&str, &str),
+        body: &Bytes,
         req: &InvokeAgentRequest,
         deadline: Instant,
-    ) -> Result<reqwest::Response> {
+    ) -> Result<Response> {
         let creds = d.credentials.get().await?;
-        let mut headers: Vec<(&str, &str)> =
-            vec![("host", host), ("content-type", "application/json")];
-        if let Some(arn) = &req.source_arn {
-            headers.push(("x-amz-source-arn", arn));
-        }
-        let signed = sign_request(
+        let signed = d.signer.sign(
             &creds,
             &d.region,
-            "POST",
-            url,
-            &headers,
-            body,
+            InvokeToSign {
+                host,
+                path,
+                source_arn: req.source_arn.as_deref(),
+                body,
+            },
             SystemTime::now(),
         )?;
-        let mut rb = self
-            .http
-            .post(url)
-            .header("content-type", "application/json")
-            .header("accept", "application/vnd.amazon.eventstream");
+        let mut rb = http::Request::post(url)
+            .header(http::header::HOST, host)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/vnd.amazon.eventstream");
         if let Some(arn) = &req.source_arn {
             rb = rb.header("x-amz-source-arn", arn);
         }
-        for (k, v) in &signed {
+        for (k, v) in signed {
             rb = rb.header(k, v);
         }
+        let request = rb
+            .body(Full::new(body.clone()))
+            .map_err(|e| Error::invalid("request", e.to_string()))?;
         let wait = d
             .settings
             .timeouts
             .idle
             .min(deadline.saturating_duration_since(Instant::now()));
-        let resp = tokio::time::timeout(wait, rb.body(body.to_vec()).send())
+        let resp = tokio::time::timeout(wait, self.http.request(request))
             .await
             .map_err(|_| {
                 Error::Timeout(format!(
@@ -140,11 +165,12 @@ impl Client {
             })?
             .map_err(|e| {
                 if e.is_connect() {
-                    Error::Connect(e.to_string())
-                } else if e.is_timeout() {
-                    Error::Timeout(e.to_string())
+                    Error::Connect(error_chain(&e))
                 } else {
-                    Error::Decode(format!("request failed after it was sent: {e}"))
+                    Error::Decode(format!(
+                        "request failed after it was sent: {}",
+                        error_chain(&e)
+                    ))
                 }
             })?;
         if resp.status().is_success() {
@@ -154,7 +180,22 @@ impl Client {
     }
 }
 
-async fn aws_http_error(resp: reqwest::Response, wait: Duration) -> Error {
+/// An error and its sources, `: `-separated (hyper's own message is terse).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let s_text = s.to_string();
+        if !out.contains(&s_text) {
+            out.push_str(": ");
+            out.push_str(&s_text);
+        }
+        cur = s.source();
+    }
+    out
+}
+
+async fn aws_http_error(resp: Response, wait: Duration) -> Error {
     let status = resp.status().as_u16();
     let header = |k: &str| {
         resp.headers()
@@ -166,10 +207,11 @@ async fn aws_http_error(resp: reqwest::Response, wait: Duration) -> Error {
     let retry_after = header("retry-after")
         .and_then(|v| v.parse::<u64>().ok())
         .map(Duration::from_secs);
-    let body = tokio::time::timeout(wait, resp.bytes())
+    let body = tokio::time::timeout(wait, resp.into_body().collect())
         .await
         .ok()
         .and_then(|b| b.ok())
+        .map(|b| b.to_bytes())
         .unwrap_or_default();
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let code = type_header
@@ -236,16 +278,16 @@ fn host_of(endpoint: &str) -> String {
 }
 
 struct BodyState {
-    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    body: Incoming,
     decoder: FrameDecoder,
     idle: Duration,
     deadline: Instant,
     done: bool,
 }
 
-fn event_stream(resp: reqwest::Response, d: &Deployment, deadline: Instant) -> EventStream {
+fn event_stream(resp: Response, d: &Deployment, deadline: Instant) -> EventStream {
     let st = BodyState {
-        body: resp.bytes_stream().boxed(),
+        body: resp.into_body(),
         decoder: FrameDecoder::new(d.settings.max_event_bytes),
         idle: d.settings.timeouts.idle,
         deadline,
@@ -282,17 +324,24 @@ fn event_stream(resp: reqwest::Response, d: &Deployment, deadline: Instant) -> E
                 ));
             }
             let wait = st.idle.min(st.deadline - now);
-            match tokio::time::timeout(wait, st.body.next()).await {
+            match tokio::time::timeout(wait, st.body.frame()).await {
                 Err(_) => {
                     st.done = true;
                     let msg = format!("no event from the agent for {}s", wait.as_secs_f64());
                     return Some((Err(Error::Timeout(msg)), st));
                 }
-                Ok(Some(Ok(bytes))) => st.decoder.push(&bytes),
+                Ok(Some(Ok(frame))) => {
+                    if let Some(bytes) = frame.data_ref() {
+                        st.decoder.push(bytes);
+                    }
+                }
                 Ok(Some(Err(e))) => {
                     st.done = true;
                     return Some((
-                        Err(Error::Decode(format!("the agent's stream broke: {e}"))),
+                        Err(Error::Decode(format!(
+                            "the agent's stream broke: {}",
+                            error_chain(&e)
+                        ))),
                         st,
                     ));
                 }

@@ -240,6 +240,8 @@ pub struct Deployment {
     /// Base URL, no trailing slash.
     pub endpoint: String,
     pub(crate) credentials: Arc<CredentialCache>,
+    /// Signs its requests, caching the day's signing key.
+    pub(crate) signer: crate::signing::InvokeSigner,
 }
 
 impl Deployment {
@@ -276,6 +278,7 @@ impl Deployment {
             region,
             endpoint,
             credentials,
+            signer: crate::signing::InvokeSigner::new(),
         })
     }
 }

@@ -82,6 +82,8 @@ struct DerivedKey {
 #[derive(Default)]
 pub struct InvokeSigner {
     key: Mutex<Option<Arc<DerivedKey>>>,
+    /// The last `x-amz-date` formatted, with its Unix second.
+    date: Mutex<Option<(u64, Arc<str>)>>,
 }
 
 impl std::fmt::Debug for InvokeSigner {
@@ -90,15 +92,21 @@ impl std::fmt::Debug for InvokeSigner {
     }
 }
 
-/// `YYYYMMDD'T'HHMMSS'Z'`.
-fn amz_date(time: SystemTime) -> Result<String> {
-    let secs = time
-        .duration_since(UNIX_EPOCH)
-        .map_err(|_| Error::Signing("the clock is before 1970".into()))?
-        .as_secs();
-    let t = chrono::DateTime::from_timestamp(secs as i64, 0)
+/// `YYYYMMDD'T'HHMMSS'Z'` of a Unix second.
+fn amz_date(secs: u64) -> Result<String> {
+    let t = i64::try_from(secs)
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
         .ok_or_else(|| Error::Signing("the clock is out of range".into()))?;
     Ok(t.format("%Y%m%dT%H%M%SZ").to_string())
+}
+
+/// Lower-case hex of a SHA-256 digest.
+fn sha256_hex(data: &[u8]) -> String {
+    let mut out = [0u8; 64];
+    // A 32-byte digest always fits 64 hex digits.
+    let _ = hex::encode_to_slice(Sha256::digest(data), &mut out);
+    out.iter().map(|&b| b as char).collect()
 }
 
 /// Whether a header value is signed as-is (SigV4 trims values and collapses inner spaces).
@@ -110,6 +118,24 @@ impl InvokeSigner {
     /// A signer with an empty key cache.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    fn date_time(&self, time: SystemTime) -> Result<Arc<str>> {
+        let secs = time
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| Error::Signing("the clock is before 1970".into()))?
+            .as_secs();
+        if let Ok(d) = self.date.lock()
+            && let Some((s, text)) = d.as_ref()
+            && *s == secs
+        {
+            return Ok(Arc::clone(text));
+        }
+        let text: Arc<str> = amz_date(secs)?.into();
+        if let Ok(mut d) = self.date.lock() {
+            *d = Some((secs, Arc::clone(&text)));
+        }
+        Ok(text)
     }
 
     fn signing_key(
@@ -162,7 +188,7 @@ impl InvokeSigner {
         if !fast {
             return self.sign_general(creds, region, req, time);
         }
-        let date_time = amz_date(time)?;
+        let date_time = self.date_time(time)?;
         let date = &date_time[..8];
         let token = creds.session_token();
         let mut signed_headers = String::from("content-type;host;x-amz-date");
@@ -193,15 +219,11 @@ impl InvokeSigner {
         if let Some(a) = req.source_arn {
             let _ = writeln!(creq, "x-amz-source-arn:{a}");
         }
-        let _ = write!(
-            creq,
-            "\n{signed_headers}\n{}",
-            hex::encode(Sha256::digest(req.body))
-        );
+        let _ = write!(creq, "\n{signed_headers}\n{}", sha256_hex(req.body));
         let scope = format!("{date}/{region}/{SIGNING_NAME}/aws4_request");
         let string_to_sign = format!(
             "AWS4-HMAC-SHA256\n{date_time}\n{scope}\n{}",
-            hex::encode(Sha256::digest(creq.as_bytes()))
+            sha256_hex(creq.as_bytes())
         );
         let key = self.signing_key(creds, date, region, time);
         let signature = v4::calculate_signature(&key.key, string_to_sign.as_bytes());
@@ -213,7 +235,7 @@ impl InvokeSigner {
                 creds.access_key_id()
             ),
         ));
-        out.push(("x-amz-date", date_time));
+        out.push(("x-amz-date", date_time.to_string()));
         if let Some(t) = token {
             out.push(("x-amz-security-token", t.to_string()));
         }

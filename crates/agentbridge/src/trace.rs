@@ -67,9 +67,28 @@ struct TokenUsage {
     output_tokens: Option<u64>,
 }
 
+/// Whether a trace part can hold a field the summary reads. In JSON a key is written
+/// `"name"` unless it uses `\u` escapes, so a part containing none of these byte strings has
+/// none of the fields and is not parsed (most orchestration parts: rationale, invocation
+/// input, observation).
+fn may_hold_summary(payload: &[u8]) -> bool {
+    const NEEDLES: [&[u8]; 4] = [
+        b"\"usage\"",
+        b"\"foundationModel\"",
+        b"\"guardrailTrace\"",
+        b"\\u",
+    ];
+    NEEDLES
+        .iter()
+        .any(|n| memchr::memmem::find(payload, n).is_some())
+}
+
 impl TraceSummary {
     /// Reads the summary from a trace part's JSON payload.
     pub fn from_json(payload: &[u8]) -> serde_json::Result<Self> {
+        if !may_hold_summary(payload) {
+            return Ok(Self::default());
+        }
         let part: Part = serde_json::from_slice(payload)?;
         let Some(steps) = part.trace else {
             return Ok(Self::default());
@@ -147,6 +166,17 @@ mod tests {
         assert!(
             !summary(json!({"trace": {"guardrailTrace": {"action": "NONE"}}})).guardrail_intervened
         );
+    }
+
+    #[test]
+    fn parts_without_summary_fields_are_skipped_and_escaped_keys_still_read() {
+        let rationale = json!({"trace": {"orchestrationTrace": {"rationale": {"text": "the \"usage\" of x"}}}});
+        assert_eq!(summary(rationale), TraceSummary::default());
+        // A key spelled with a unicode escape is still found.
+        let escaped = br#"{"trace": {"preProcessingTrace": {"modelInvocationOutput": {"metadata": {"\u0075sage": {"inputTokens": 3, "outputTokens": 4}}}}}}"#;
+        assert_eq!(TraceSummary::from_json(escaped).unwrap().usage, Some((3, 4)));
+        assert!(!may_hold_summary(br#"{"trace": {"orchestrationTrace": {"observation": {}}}}"#));
+        assert!(may_hold_summary(br#"{"usage": 1}"#));
     }
 
     #[test]

@@ -232,7 +232,7 @@ async fn run_proxy(args: ProxyArgs) -> Result<(), AnyError> {
         );
     }
     let routers = (0..workers)
-        .map(|_| agentbridge_proxy::app(Arc::clone(&gateway)))
+        .map(|_| agentbridge_proxy::Handler::new(Arc::clone(&gateway)))
         .collect::<Result<Vec<_>, _>>()?;
     let clean = serve(listener, routers, serve_opts, shutdown_signal()).await?;
     let _ = stop_tx.send(true);

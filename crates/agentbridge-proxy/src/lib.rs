@@ -28,9 +28,75 @@ use state::{AppState, Gateway};
 use std::sync::Arc;
 
 /// The whole HTTP API as one router with its own upstream client (tests drive it with
-/// `tower::ServiceExt::oneshot`; the server builds one per worker thread).
+/// `tower::ServiceExt::oneshot`).
 pub fn app(gateway: Arc<Gateway>) -> agentbridge::Result<Router> {
     let client = gateway.new_client()?;
+    Ok(router(AppState {
+        gw: gateway,
+        client,
+    }))
+}
+
+/// One worker's request handler: the chat route straight to its handler (no routing,
+/// middleware or extractor layers on the busiest path), everything else through the router.
+/// Both share one upstream client.
+#[derive(Clone)]
+pub struct Handler {
+    state: AppState,
+    router: Router,
+}
+
+impl Handler {
+    /// A handler with its own upstream client.
+    pub fn new(gateway: Arc<Gateway>) -> agentbridge::Result<Self> {
+        let state = AppState {
+            client: gateway.new_client()?,
+            gw: gateway,
+        };
+        Ok(Self {
+            router: router(state.clone()),
+            state,
+        })
+    }
+}
+
+impl<B> tower::Service<http::Request<B>> for Handler
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let path = req.uri().path();
+        if req.method() == http::Method::POST
+            && (path == "/v1/chat/completions" || path == "/chat/completions")
+        {
+            let state = self.state.clone();
+            return Box::pin(async move {
+                let (parts, body) = req.into_parts();
+                Ok(
+                    routes::authenticated_chat(state, &parts.headers, axum::body::Body::new(body))
+                        .await,
+                )
+            });
+        }
+        let call = tower::ServiceExt::oneshot(self.router.clone(), req);
+        Box::pin(call)
+    }
+}
+
+fn router(state: AppState) -> Router {
+    let gateway = Arc::clone(&state.gw);
     // Key administration talks to the database: run it on the runtime that owns the pool.
     let admin = Router::new()
         .route("/key/generate", post(keys::admin::generate))
@@ -54,14 +120,11 @@ pub fn app(gateway: Arc<Gateway>) -> agentbridge::Result<Router> {
             Arc::clone(&gateway),
             routes::require_key,
         ));
-    Ok(Router::new()
+    Router::new()
         .merge(api)
         .route("/health/liveliness", get(routes::liveliness))
         .route("/health/liveness", get(routes::liveliness))
         .route("/health/readiness", get(routes::readiness))
         .fallback(routes::fallback)
-        .with_state(AppState {
-            gw: gateway,
-            client,
-        }))
+        .with_state(state)
 }

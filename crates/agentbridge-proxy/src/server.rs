@@ -9,7 +9,8 @@
 //! every accepted socket. Shutdown stops accepting, then every worker waits up to the grace
 //! period for its in-flight requests and streams.
 
-use axum::Router;
+use axum::response::Response;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -32,7 +33,32 @@ struct Worker {
     finished: oneshot::Receiver<bool>,
 }
 
-fn start_worker(i: usize, app: Router, opts: ServeOptions) -> std::io::Result<Worker> {
+/// What a worker serves requests with: [`crate::Handler`], or any router.
+pub trait AppService:
+    tower::Service<
+        http::Request<Incoming>,
+        Response = Response,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> AppService for S where
+    S: tower::Service<
+            http::Request<Incoming>,
+            Response = Response,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+fn start_worker<S: AppService>(i: usize, app: S, opts: ServeOptions) -> std::io::Result<Worker> {
     let (tx, rx) = mpsc::unbounded_channel();
     let (done_tx, done_rx) = oneshot::channel();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -52,9 +78,9 @@ fn start_worker(i: usize, app: Router, opts: ServeOptions) -> std::io::Result<Wo
 
 /// One worker: serves the connections it is handed until the acceptor hangs up, then
 /// waits up to the grace period for them.
-async fn work(
+async fn work<S: AppService>(
     mut connections: mpsc::UnboundedReceiver<std::net::TcpStream>,
-    app: Router,
+    app: S,
     opts: ServeOptions,
 ) -> bool {
     let graceful = GracefulShutdown::new();
@@ -84,12 +110,12 @@ async fn work(
         .is_ok()
 }
 
-/// Serves `routers` (one worker thread each) on `listener` until `shutdown` resolves, then
-/// stops accepting and waits up to the grace period for in-flight requests and streams.
+/// Serves with `routers` (one worker thread each) on `listener` until `shutdown` resolves,
+/// then stops accepting and waits up to the grace period for in-flight requests and streams.
 /// Returns whether every connection finished in time.
-pub async fn serve(
+pub async fn serve<S: AppService>(
     listener: TcpListener,
-    routers: Vec<Router>,
+    routers: Vec<S>,
     opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<bool> {

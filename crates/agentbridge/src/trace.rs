@@ -170,12 +170,18 @@ mod tests {
 
     #[test]
     fn parts_without_summary_fields_are_skipped_and_escaped_keys_still_read() {
-        let rationale = json!({"trace": {"orchestrationTrace": {"rationale": {"text": "the \"usage\" of x"}}}});
+        let rationale =
+            json!({"trace": {"orchestrationTrace": {"rationale": {"text": "the \"usage\" of x"}}}});
         assert_eq!(summary(rationale), TraceSummary::default());
         // A key spelled with a unicode escape is still found.
         let escaped = br#"{"trace": {"preProcessingTrace": {"modelInvocationOutput": {"metadata": {"\u0075sage": {"inputTokens": 3, "outputTokens": 4}}}}}}"#;
-        assert_eq!(TraceSummary::from_json(escaped).unwrap().usage, Some((3, 4)));
-        assert!(!may_hold_summary(br#"{"trace": {"orchestrationTrace": {"observation": {}}}}"#));
+        assert_eq!(
+            TraceSummary::from_json(escaped).unwrap().usage,
+            Some((3, 4))
+        );
+        assert!(!may_hold_summary(
+            br#"{"trace": {"orchestrationTrace": {"observation": {}}}}"#
+        ));
         assert!(may_hold_summary(br#"{"usage": 1}"#));
     }
 

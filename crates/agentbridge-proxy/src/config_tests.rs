@@ -146,7 +146,13 @@ fn server_settings_are_read_with_defaults_for_the_rest() {
     assert_eq!(c.server.workers, 3);
     assert_eq!(c.server.max_concurrent_requests, 10);
     assert_eq!(c.server.shutdown_grace_secs, 30.0);
-    assert_eq!(parse(DOCS_CONFIG, &env, LoadOptions::default()).unwrap().server.workers, 0);
+    assert_eq!(
+        parse(DOCS_CONFIG, &env, LoadOptions::default())
+            .unwrap()
+            .server
+            .workers,
+        0
+    );
     let bad = format!("{DOCS_CONFIG}agentbridge:\n  workers: many\n");
     let e = parse(&bad, &env, LoadOptions::default()).unwrap_err();
     assert!(e.problems[0].starts_with("agentbridge.workers"), "{e}");

@@ -4,7 +4,9 @@
 
 use agentbridge::{ChatChunk, Error};
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::Stream;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 /// One chunk as an SSE event.
 pub fn event(chunk: &ChatChunk) -> Bytes {
@@ -31,22 +33,48 @@ pub fn body<S>(chunks: S) -> impl Stream<Item = Result<Bytes, std::convert::Infa
 where
     S: Stream<Item = agentbridge::Result<ChatChunk>> + Send + 'static,
 {
-    futures::stream::unfold((Box::pin(chunks), false), |(mut s, ended)| async move {
-        if ended {
-            return None;
+    SseBody {
+        chunks: Box::pin(chunks),
+        ended: false,
+    }
+}
+
+struct SseBody<S> {
+    chunks: Pin<Box<S>>,
+    ended: bool,
+}
+
+impl<S> Stream for SseBody<S>
+where
+    S: Stream<Item = agentbridge::Result<ChatChunk>>,
+{
+    type Item = Result<Bytes, std::convert::Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.ended {
+            return Poll::Ready(None);
         }
-        match s.next().await {
-            Some(Ok(c)) => Some((Ok(event(&c)), (s, false))),
-            Some(Err(e)) => Some((Ok(error_event(&e)), (s, true))),
-            None => Some((Ok(Bytes::from_static(DONE)), (s, true))),
-        }
-    })
+        let event = match self.chunks.as_mut().poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Some(Ok(c))) => event(&c),
+            Poll::Ready(Some(Err(e))) => {
+                self.ended = true;
+                error_event(&e)
+            }
+            Poll::Ready(None) => {
+                self.ended = true;
+                Bytes::from_static(DONE)
+            }
+        };
+        Poll::Ready(Some(Ok(event)))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use agentbridge::AwsErrorKind;
+    use futures::StreamExt;
 
     fn chunk() -> ChatChunk {
         serde_json::from_value(serde_json::json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",

@@ -12,18 +12,23 @@ use crate::completion::{ChunkStream, EventStream, ResponseMeta, chunks, fold};
 use crate::deployment::Deployment;
 use crate::error::{AwsErrorKind, Error, Result};
 use crate::events;
+use crate::events::AgentEvent;
 use crate::eventstream::FrameDecoder;
 use crate::openai::{ChatCompletion, ChatRequest};
 use crate::request::{AnswerOptions, InvokeAgentRequest, to_invoke_agent};
 use crate::signing::InvokeToSign;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Body as _;
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
@@ -277,84 +282,106 @@ fn host_of(endpoint: &str) -> String {
     rest.split('/').next().unwrap_or(rest).to_string()
 }
 
-struct BodyState {
+/// The response body as agent events, under the idle and total timeouts.
+///
+/// One timer serves both: it is armed for the earliest moment a timeout could fire and, as
+/// data only ever pushes the idle deadline later, re-armed only when it goes off early.
+struct EventBody {
     body: Incoming,
     decoder: FrameDecoder,
     idle: Duration,
     deadline: Instant,
+    last_data: Instant,
+    timer: Pin<Box<tokio::time::Sleep>>,
     done: bool,
 }
 
-fn event_stream(resp: Response, d: &Deployment, deadline: Instant) -> EventStream {
-    let st = BodyState {
-        body: resp.into_body(),
-        decoder: FrameDecoder::new(d.settings.max_event_bytes),
-        idle: d.settings.timeouts.idle,
-        deadline,
-        done: false,
-    };
-    Box::pin(futures::stream::unfold(st, |mut st| async move {
-        if st.done {
-            return None;
+impl EventBody {
+    fn fail(&mut self, e: Error) -> Poll<Option<Result<AgentEvent>>> {
+        self.done = true;
+        Poll::Ready(Some(Err(e)))
+    }
+}
+
+impl futures::Stream for EventBody {
+    type Item = Result<AgentEvent>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
         }
         loop {
-            match st.decoder.next_message() {
-                Err(e) => {
-                    st.done = true;
-                    return Some((Err(e), st));
-                }
+            match this.decoder.next_message() {
+                Err(e) => return this.fail(e),
                 Ok(Some(msg)) => match events::decode(&msg) {
-                    Ok(Some(ev)) => return Some((Ok(ev), st)),
+                    Ok(Some(ev)) => return Poll::Ready(Some(Ok(ev))),
                     Ok(None) => continue,
-                    Err(e) => {
-                        st.done = true;
-                        return Some((Err(e), st));
-                    }
+                    Err(e) => return this.fail(e),
                 },
                 Ok(None) => {}
             }
-            let now = Instant::now();
-            if now >= st.deadline {
-                st.done = true;
-                return Some((
-                    Err(Error::Timeout(
-                        "the agent's answer exceeded the total timeout".into(),
-                    )),
-                    st,
-                ));
-            }
-            let wait = st.idle.min(st.deadline - now);
-            match tokio::time::timeout(wait, st.body.frame()).await {
-                Err(_) => {
-                    st.done = true;
-                    let msg = format!("no event from the agent for {}s", wait.as_secs_f64());
-                    return Some((Err(Error::Timeout(msg)), st));
-                }
-                Ok(Some(Ok(frame))) => {
+            match Pin::new(&mut this.body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
                     if let Some(bytes) = frame.data_ref() {
-                        st.decoder.push(bytes);
+                        this.decoder.push(bytes);
+                        this.last_data = Instant::now();
                     }
+                    continue;
                 }
-                Ok(Some(Err(e))) => {
-                    st.done = true;
-                    return Some((
-                        Err(Error::Decode(format!(
-                            "the agent's stream broke: {}",
-                            error_chain(&e)
-                        ))),
-                        st,
-                    ));
+                Poll::Ready(Some(Err(e))) => {
+                    return this.fail(Error::Decode(format!(
+                        "the agent's stream broke: {}",
+                        error_chain(&e)
+                    )));
                 }
-                Ok(None) => {
-                    st.done = true;
-                    return match st.decoder.finish() {
-                        Ok(()) => None,
-                        Err(e) => Some((Err(e), st)),
+                Poll::Ready(None) => {
+                    this.done = true;
+                    return match this.decoder.finish() {
+                        Ok(()) => Poll::Ready(None),
+                        Err(e) => Poll::Ready(Some(Err(e))),
                     };
                 }
+                Poll::Pending => {}
+            }
+            let now = Instant::now();
+            if now >= this.deadline {
+                return this.fail(Error::Timeout(
+                    "the agent's answer exceeded the total timeout".into(),
+                ));
+            }
+            let idle_at = this.last_data + this.idle;
+            if now >= idle_at {
+                return this.fail(Error::Timeout(format!(
+                    "no event from the agent for {}s",
+                    this.idle.as_secs_f64()
+                )));
+            }
+            let wake_at = idle_at.min(this.deadline);
+            if this.timer.deadline() > wake_at {
+                this.timer.as_mut().reset(wake_at);
+            }
+            match this.timer.as_mut().poll(cx) {
+                // Early (data came since it was armed): re-arm for the later deadline.
+                Poll::Ready(()) => this.timer.as_mut().reset(wake_at),
+                Poll::Pending => return Poll::Pending,
             }
         }
-    }))
+    }
+}
+
+fn event_stream(resp: Response, d: &Deployment, deadline: Instant) -> EventStream {
+    let now = Instant::now();
+    let idle = d.settings.timeouts.idle;
+    Box::pin(EventBody {
+        body: resp.into_body(),
+        decoder: FrameDecoder::new(d.settings.max_event_bytes),
+        idle,
+        deadline,
+        last_data: now,
+        timer: Box::pin(tokio::time::sleep_until((now + idle).min(deadline))),
+        done: false,
+    })
 }
 
 /// Events -> OpenAI, for one chat request to one deployment.

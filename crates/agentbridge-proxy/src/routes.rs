@@ -83,7 +83,7 @@ fn bad(message: impl Into<String>, param: Option<&str>) -> ProxyError {
 
 /// Parses a chat request, naming the field at fault.
 pub fn parse_chat(bytes: &[u8]) -> Result<ChatRequest> {
-    let value: Value = serde_json::from_slice(bytes)
+    let value: Value = agentbridge::json::from_bytes(bytes)
         .map_err(|e| bad(format!("request body is not valid JSON: {e}"), None))?;
     let obj = value
         .as_object()

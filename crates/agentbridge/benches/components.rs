@@ -7,7 +7,7 @@ use agentbridge::answer::AnswerState;
 use agentbridge::completion::{ResponseMeta, fold};
 use agentbridge::eventstream::FrameDecoder;
 use agentbridge::request::{AnswerOptions, to_invoke_agent};
-use agentbridge::signing::sign_request;
+use agentbridge::signing::{InvokeSigner, InvokeToSign, sign_request};
 use agentbridge::{AgentModel, ChatRequest, events};
 use agentbridge_emulator::agent::{Call, Step, respond};
 use aws_credential_types::Credentials;
@@ -61,20 +61,44 @@ fn transform_and_sign(c: &mut Criterion) {
     c.bench_function("transform_request", |b| {
         b.iter(|| to_invoke_agent(&agent, black_box(&req), &serde_json::Map::new()).unwrap())
     });
+    let host = "bedrock-agent-runtime.us-west-2.amazonaws.com";
+    let sign_inputs = |r: &agentbridge::request::InvokeAgentRequest| {
+        let body = serde_json::to_vec(&r.body).unwrap();
+        let path = format!(
+            "/agents/{}/agentAliases/{}/sessions/{}/text",
+            r.agent.agent_id, r.agent.alias_id, r.session_id
+        );
+        (body, path)
+    };
+    // What the client does per request: the signing key cached per day and region.
+    let signer = InvokeSigner::new();
     c.bench_function("transform_and_sign", |b| {
         b.iter(|| {
             let (r, _) = to_invoke_agent(&agent, black_box(&req), &serde_json::Map::new()).unwrap();
-            let body = serde_json::to_vec(&r.body).unwrap();
-            let url = format!(
-                "https://bedrock-agent-runtime.us-west-2.amazonaws.com/agents/{}/agentAliases/{}/sessions/{}/text",
-                r.agent.agent_id, r.agent.alias_id, r.session_id
-            );
+            let (body, path) = sign_inputs(&r);
+            let req = InvokeToSign {
+                host,
+                path: &path,
+                source_arn: None,
+                body: &body,
+            };
+            signer
+                .sign(&creds, "us-west-2", req, SystemTime::now())
+                .unwrap()
+        })
+    });
+    // aws-sigv4's general signer (derives the key every time), for comparison.
+    c.bench_function("transform_and_sign_general", |b| {
+        b.iter(|| {
+            let (r, _) = to_invoke_agent(&agent, black_box(&req), &serde_json::Map::new()).unwrap();
+            let (body, path) = sign_inputs(&r);
+            let url = format!("https://{host}{path}");
             sign_request(
                 &creds,
                 "us-west-2",
                 "POST",
                 &url,
-                &[("host", "bedrock-agent-runtime.us-west-2.amazonaws.com"), ("content-type", "application/json")],
+                &[("host", host), ("content-type", "application/json")],
                 &body,
                 SystemTime::now(),
             )

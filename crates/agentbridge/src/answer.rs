@@ -107,7 +107,7 @@ impl AnswerState {
             AgentEvent::Trace { summary, raw } => {
                 self.account(&summary);
                 if self.options.include_trace {
-                    let part = serde_json::from_slice(&raw).map_err(|e| {
+                    let part = crate::json::from_bytes(&raw).map_err(|e| {
                         crate::error::Error::Decode(format!("trace event payload: {e}"))
                     })?;
                     out.push(Piece::Trace(part));

@@ -59,7 +59,7 @@ pub fn decode(msg: &Message) -> Result<Option<AgentEvent>> {
     match kind {
         "exception" => {
             let name = header(msg, ":exception-type").unwrap_or("InternalServerException");
-            let body: Value = serde_json::from_slice(msg.payload()).unwrap_or(Value::Null);
+            let body: Value = crate::json::from_bytes(msg.payload()).unwrap_or(Value::Null);
             let message = body
                 .get("message")
                 .or_else(|| body.get("Message"))
@@ -84,7 +84,7 @@ pub fn decode(msg: &Message) -> Result<Option<AgentEvent>> {
                     raw: msg.payload().clone(),
                 }));
             }
-            let payload: Value = serde_json::from_slice(msg.payload()).map_err(|e| {
+            let payload: Value = crate::json::from_bytes(msg.payload()).map_err(|e| {
                 Error::Decode(format!("{event_type} event payload is not JSON: {e}"))
             })?;
             decode_payload(event_type, payload)

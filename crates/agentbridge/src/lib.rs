@@ -32,6 +32,7 @@ pub mod deployment;
 pub mod error;
 pub mod events;
 pub mod eventstream;
+pub mod json;
 pub mod model;
 pub mod openai;
 pub mod params;

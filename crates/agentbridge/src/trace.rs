@@ -89,7 +89,7 @@ impl TraceSummary {
         if !may_hold_summary(payload) {
             return Ok(Self::default());
         }
-        let part: Part = serde_json::from_slice(payload)?;
+        let part: Part = crate::json::from_bytes(payload)?;
         let Some(steps) = part.trace else {
             return Ok(Self::default());
         };

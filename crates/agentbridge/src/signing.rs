@@ -106,7 +106,7 @@ fn sha256_hex(data: &[u8]) -> String {
     let mut out = [0u8; 64];
     // A 32-byte digest always fits 64 hex digits.
     let _ = hex::encode_to_slice(Sha256::digest(data), &mut out);
-    out.iter().map(|&b| b as char).collect()
+    String::from_utf8(out.to_vec()).unwrap_or_default()
 }
 
 /// Whether a header value is signed as-is (SigV4 trims values and collapses inner spaces).

@@ -231,10 +231,10 @@ async fn run_proxy(args: ProxyArgs) -> Result<(), AnyError> {
             }
         );
     }
-    let routers = (0..workers)
+    let handlers = (0..workers)
         .map(|_| agentbridge_proxy::Handler::new(Arc::clone(&gateway)))
         .collect::<Result<Vec<_>, _>>()?;
-    let clean = serve(listener, routers, serve_opts, shutdown_signal()).await?;
+    let clean = serve(listener, handlers, serve_opts, shutdown_signal()).await?;
     let _ = stop_tx.send(true);
     if let Some(f) = flusher {
         let _ = f.await;

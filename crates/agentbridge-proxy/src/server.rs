@@ -1,16 +1,15 @@
 //! The accept loop and the worker threads that serve connections.
 //!
 //! Connections are accepted on the caller's runtime and handed, round robin, to one thread
-//! per router given. Each worker is a single-threaded Tokio runtime with its own router (and
-//! so its own upstream connection pool): a request and its
+//! per [`Handler`] given. Each worker is a single-threaded Tokio runtime with its own handler
+//! (and so its own upstream connection pool): a request and its
 //! upstream call stay on one thread, with no cross-thread wake-ups on the hot path (a shared
 //! work-stealing runtime spent a large share of its CPU waking its other worker). hyper serves
 //! HTTP/1.1 with a real timer (so the header-read timeout works) and TCP_NODELAY is set on
 //! every accepted socket. Shutdown stops accepting, then every worker waits up to the grace
 //! period for its in-flight requests and streams.
 
-use axum::response::Response;
-use hyper::body::Incoming;
+use crate::Handler;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -33,32 +32,7 @@ struct Worker {
     finished: oneshot::Receiver<bool>,
 }
 
-/// What a worker serves requests with: [`crate::Handler`], or any router.
-pub trait AppService:
-    tower::Service<
-        http::Request<Incoming>,
-        Response = Response,
-        Error = std::convert::Infallible,
-        Future: Send + 'static,
-    > + Clone
-    + Send
-    + 'static
-{
-}
-
-impl<S> AppService for S where
-    S: tower::Service<
-            http::Request<Incoming>,
-            Response = Response,
-            Error = std::convert::Infallible,
-            Future: Send + 'static,
-        > + Clone
-        + Send
-        + 'static
-{
-}
-
-fn start_worker<S: AppService>(i: usize, app: S, opts: ServeOptions) -> std::io::Result<Worker> {
+fn start_worker(i: usize, app: Handler, opts: ServeOptions) -> std::io::Result<Worker> {
     let (tx, rx) = mpsc::unbounded_channel();
     let (done_tx, done_rx) = oneshot::channel();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -78,9 +52,9 @@ fn start_worker<S: AppService>(i: usize, app: S, opts: ServeOptions) -> std::io:
 
 /// One worker: serves the connections it is handed until the acceptor hangs up, then
 /// waits up to the grace period for them.
-async fn work<S: AppService>(
+async fn work(
     mut connections: mpsc::UnboundedReceiver<std::net::TcpStream>,
-    app: S,
+    app: Handler,
     opts: ServeOptions,
 ) -> bool {
     let graceful = GracefulShutdown::new();
@@ -110,19 +84,19 @@ async fn work<S: AppService>(
         .is_ok()
 }
 
-/// Serves with `routers` (one worker thread each) on `listener` until `shutdown` resolves,
+/// Serves with `handlers` (one worker thread each) on `listener` until `shutdown` resolves,
 /// then stops accepting and waits up to the grace period for in-flight requests and streams.
 /// Returns whether every connection finished in time.
-pub async fn serve<S: AppService>(
+pub async fn serve(
     listener: TcpListener,
-    routers: Vec<S>,
+    handlers: Vec<Handler>,
     opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<bool> {
-    if routers.is_empty() {
-        return Err(std::io::Error::other("serve: no routers given"));
+    if handlers.is_empty() {
+        return Err(std::io::Error::other("serve: no handlers given"));
     }
-    let mut workers = routers
+    let mut workers = handlers
         .into_iter()
         .enumerate()
         .map(|(i, app)| start_worker(i, app, opts))

@@ -39,11 +39,16 @@ pub struct AwsAuth {
 }
 
 /// A credentials provider with a cache refreshed ahead of expiry.
+///
+/// Refreshes run on the runtime the cache was made on: a provider's HTTP connections (STS,
+/// IMDS, SSO) then live on one runtime however many runtimes ask for credentials.
 #[derive(Debug)]
 pub struct CredentialCache {
     provider: SharedCredentialsProvider,
     current: RwLock<Option<Credentials>>,
     refreshing: tokio::sync::Mutex<()>,
+    /// Where refreshes run (the caller's runtime when the cache was made outside one).
+    home: Option<tokio::runtime::Handle>,
 }
 
 impl CredentialCache {
@@ -58,7 +63,14 @@ impl CredentialCache {
             provider,
             current: RwLock::new(None),
             refreshing: tokio::sync::Mutex::new(()),
+            home: tokio::runtime::Handle::try_current().ok(),
         })
+    }
+
+    fn home(&self) -> tokio::runtime::Handle {
+        self.home
+            .clone()
+            .unwrap_or_else(tokio::runtime::Handle::current)
     }
 
     /// Credentials valid now. Fresh ones are returned from the cache; ones about to expire
@@ -72,7 +84,7 @@ impl CredentialCache {
                 Some(exp) if exp > now + REFRESH_AHEAD => return Ok(c),
                 Some(exp) if exp > now => {
                     let me = Arc::clone(self);
-                    tokio::spawn(async move {
+                    self.home().spawn(async move {
                         if let Ok(_guard) = me.refreshing.try_lock()
                             && let Err(e) = me.refresh().await
                         {
@@ -90,7 +102,11 @@ impl CredentialCache {
         {
             return Ok(c);
         }
-        self.refresh().await
+        let me = Arc::clone(self);
+        self.home()
+            .spawn(async move { me.refresh().await })
+            .await
+            .map_err(|e| Error::Credentials(format!("credential refresh task: {e}")))?
     }
 
     fn cached(&self) -> Option<Credentials> {
@@ -245,10 +261,12 @@ mod tests {
         );
     }
 
-    #[derive(Debug)]
+    #[derive(Debug, Default)]
     struct Counting {
         calls: std::sync::atomic::AtomicU32,
         lifetime: Duration,
+        /// The thread of each call.
+        threads: std::sync::Mutex<Vec<String>>,
     }
 
     impl ProvideCredentials for Counting {
@@ -259,6 +277,8 @@ mod tests {
             Self: 'a,
         {
             let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let thread = std::thread::current().name().unwrap_or("?").to_string();
+            self.threads.lock().unwrap().push(thread);
             let expiry = SystemTime::now() + self.lifetime;
             aws_credential_types::provider::future::ProvideCredentials::ready(Ok(Credentials::new(
                 format!("AKID{n}"),
@@ -273,8 +293,8 @@ mod tests {
     #[tokio::test]
     async fn expiring_credentials_are_refreshed_in_the_background() {
         let p = std::sync::Arc::new(Counting {
-            calls: 0.into(),
             lifetime: Duration::from_secs(60),
+            ..Default::default()
         });
         let cache =
             CredentialCache::from_provider(SharedCredentialsProvider::new(ArcProvider(p.clone())));
@@ -294,8 +314,8 @@ mod tests {
     #[tokio::test]
     async fn fresh_credentials_are_not_fetched_again() {
         let p = std::sync::Arc::new(Counting {
-            calls: 0.into(),
             lifetime: Duration::from_secs(3600),
+            ..Default::default()
         });
         let cache =
             CredentialCache::from_provider(SharedCredentialsProvider::new(ArcProvider(p.clone())));
@@ -303,6 +323,51 @@ mod tests {
             cache.get().await.unwrap();
         }
         assert_eq!(p.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn refreshes_run_on_the_runtime_that_made_the_cache() {
+        let home = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("home-rt")
+            .enable_all()
+            .build()
+            .unwrap();
+        let p = std::sync::Arc::new(Counting {
+            lifetime: Duration::from_secs(60),
+            ..Default::default()
+        });
+        let cache = home.block_on(async {
+            CredentialCache::from_provider(SharedCredentialsProvider::new(ArcProvider(p.clone())))
+        });
+        // Asked for on another runtime, on another thread: the first fetch and the
+        // background refresh both run on the home runtime.
+        std::thread::Builder::new()
+            .name("worker-rt".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    assert_eq!(cache.get().await.unwrap().access_key_id(), "AKID0");
+                    assert_eq!(cache.get().await.unwrap().access_key_id(), "AKID0");
+                    for _ in 0..100 {
+                        if cache.cached().map(|c| c.access_key_id().to_string())
+                            == Some("AKID1".into())
+                        {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    panic!("no background refresh");
+                })
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        let threads = p.threads.lock().unwrap().clone();
+        assert_eq!(threads, ["home-rt", "home-rt"]);
     }
 
     #[derive(Debug)]

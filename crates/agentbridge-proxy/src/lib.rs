@@ -30,11 +30,7 @@ use std::sync::Arc;
 /// The whole HTTP API as one router with its own upstream client (tests drive it with
 /// `tower::ServiceExt::oneshot`).
 pub fn app(gateway: Arc<Gateway>) -> agentbridge::Result<Router> {
-    let client = gateway.new_client()?;
-    Ok(router(AppState {
-        gw: gateway,
-        client,
-    }))
+    Ok(Handler::new(gateway)?.router)
 }
 
 /// One worker's request handler: the chat route straight to its handler (no routing,

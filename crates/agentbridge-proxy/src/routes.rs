@@ -29,10 +29,14 @@ pub async fn require_key(State(gw): State<Arc<Gateway>>, mut req: Request, next:
     next.run(req).await
 }
 
-/// Runs the rest of the request on the gateway's home runtime, which owns the key store's
-/// connections (the worker threads' runtimes do not).
+/// Runs the rest of the request on the key service's home runtime, which owns the key
+/// store's connections (the worker threads' runtimes do not).
 pub async fn at_home(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
-    match gw.home.spawn(next.run(req)).await {
+    let Some(keys) = &gw.keys else {
+        // No key store: nothing to run elsewhere (the handlers answer 403).
+        return next.run(req).await;
+    };
+    match keys.home().spawn(next.run(req)).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "request task failed");

@@ -28,8 +28,6 @@ impl Pool {
 pub struct Gateway {
     /// Connect timeout for upstream clients (the longest of the deployments').
     pub connect_timeout: std::time::Duration,
-    /// The runtime that owns the key store's connections and background tasks.
-    pub home: tokio::runtime::Handle,
     /// Model name -> deployments, in config order.
     pub models: Vec<(String, Pool)>,
     /// The master key, if any.
@@ -51,7 +49,6 @@ impl Gateway {
             .map(|m| m.settings.timeouts.connect)
             .max()
             .unwrap_or_default();
-        Client::new(connect).map_err(|e| e.to_string())?;
         let mut models: Vec<(String, Pool)> = Vec::new();
         for entry in config.models {
             let d = Arc::new(
@@ -89,7 +86,6 @@ impl Gateway {
         Ok(Self {
             keys,
             connect_timeout: connect,
-            home: tokio::runtime::Handle::current(),
             models,
             master_key: config.master_key,
             inflight: Arc::new(Semaphore::new(config.server.max_concurrent_requests)),

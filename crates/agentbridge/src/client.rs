@@ -89,13 +89,13 @@ impl Client {
             utf8_percent_encode(&req.session_id, SEGMENT),
         );
         let url = format!("{}{}", d.endpoint, path);
-        let host = host_of(&d.endpoint);
+        let host = d.host.as_str();
         // What the server sees as the path: the endpoint's own path (if any), then ours.
         let path = &url[url.find("://").map_or(0, |i| i + 3) + host.len()..];
         let mut attempt = 0u32;
         loop {
             match self
-                .send_once(d, &url, (&host, path), &body, req, deadline)
+                .send_once(d, &url, (host, path), &body, req, deadline)
                 .await
             {
                 Ok(resp) => {
@@ -274,14 +274,6 @@ fn backoff(attempt: u32, e: &Error) -> Duration {
     Duration::from_millis(base / 2 + rand::random_range(0..=base / 2))
 }
 
-fn host_of(endpoint: &str) -> String {
-    let rest = endpoint
-        .split_once("://")
-        .map(|(_, r)| r)
-        .unwrap_or(endpoint);
-    rest.split('/').next().unwrap_or(rest).to_string()
-}
-
 /// The response body as agent events, under the idle and total timeouts.
 ///
 /// One timer serves both: it is armed for the earliest moment a timeout could fire and, as
@@ -424,15 +416,6 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_is_taken_from_the_endpoint() {
-        assert_eq!(
-            host_of("https://bedrock-agent-runtime.us-west-2.amazonaws.com"),
-            "bedrock-agent-runtime.us-west-2.amazonaws.com"
-        );
-        assert_eq!(host_of("http://127.0.0.1:9001/"), "127.0.0.1:9001");
-    }
 
     #[test]
     fn backoff_grows_and_honours_retry_after() {

@@ -239,6 +239,8 @@ pub struct Deployment {
     pub region: String,
     /// Base URL, no trailing slash.
     pub endpoint: String,
+    /// `host[:port]` of the endpoint, as sent and signed in the Host header.
+    pub(crate) host: String,
     pub(crate) credentials: Arc<CredentialCache>,
     /// Signs its requests, caching the day's signing key.
     pub(crate) signer: crate::signing::InvokeSigner,
@@ -276,6 +278,7 @@ impl Deployment {
         Ok(Self {
             settings,
             region,
+            host: host_of(&endpoint),
             endpoint,
             credentials,
             signer: crate::signing::InvokeSigner::new(),
@@ -283,9 +286,26 @@ impl Deployment {
     }
 }
 
+fn host_of(endpoint: &str) -> String {
+    let rest = endpoint
+        .split_once("://")
+        .map(|(_, r)| r)
+        .unwrap_or(endpoint);
+    rest.split('/').next().unwrap_or(rest).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_is_taken_from_the_endpoint() {
+        assert_eq!(
+            host_of("https://bedrock-agent-runtime.us-west-2.amazonaws.com"),
+            "bedrock-agent-runtime.us-west-2.amazonaws.com"
+        );
+        assert_eq!(host_of("http://127.0.0.1:9001/"), "127.0.0.1:9001");
+    }
     use serde_json::json;
 
     fn params(v: Value) -> Map<String, Value> {

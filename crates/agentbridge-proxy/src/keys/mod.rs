@@ -98,9 +98,9 @@ impl Keys {
     /// Runs `f` on the home runtime and waits for it.
     async fn at_home<T: Send + 'static>(
         &self,
-        f: impl Future<Output = Result<T, ProxyError>> + Send + 'static,
+        f: impl Future<Output = T> + Send + 'static,
     ) -> Result<T, ProxyError> {
-        self.home.spawn(f).await.map_err(db_err)?
+        self.home.spawn(f).await.map_err(db_err)
     }
 
     /// Whether limits are shared through Redis.
@@ -117,8 +117,9 @@ impl Keys {
         }
         let (store, t) = (self.store.clone(), token.to_string());
         let record = self
-            .at_home(async move { store.get(&t).await.map_err(db_err) })
+            .at_home(async move { store.get(&t).await })
             .await?
+            .map_err(db_err)?
             .map(Arc::new);
         if let Ok(mut c) = self.cache.lock() {
             if c.len() > 100_000 {
@@ -195,7 +196,7 @@ impl Keys {
             let (me, rec, model) = (Arc::clone(self), Arc::clone(rec), model.to_string());
             return self
                 .at_home(async move { me.admit_here(&rec, &model).await })
-                .await;
+                .await?;
         }
         self.admit_here(rec, model).await
     }
@@ -298,16 +299,9 @@ impl Keys {
             model.to_string(),
             request_id.to_string(),
         );
-        let charged = self
-            .home
-            .spawn(async move { me.charge_here(&rec2, &model2, &id, outcome).await });
-        match charged.await {
-            Ok(spend) => spend,
-            Err(e) => {
-                tracing::error!(error = %e, "charging a key failed");
-                rec.spend + self.pending_spend(&rec.token)
-            }
-        }
+        self.at_home(async move { me.charge_here(&rec2, &model2, &id, outcome).await })
+            .await
+            .unwrap_or_else(|_| rec.spend + self.pending_spend(&rec.token))
     }
 
     async fn charge_here(

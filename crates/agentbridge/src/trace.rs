@@ -5,7 +5,9 @@
 //! Trace parts are large; only these few fields are deserialized (into typed structs that
 //! skip the rest), and the raw JSON is kept for callers who asked for traces.
 
+use memchr::memmem::Finder;
 use serde::Deserialize;
+use std::sync::LazyLock;
 
 /// The fields of one trace part that usage, cost and finish reason depend on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -67,28 +69,85 @@ struct TokenUsage {
     output_tokens: Option<u64>,
 }
 
-/// Whether a trace part can hold a field the summary reads. In JSON a key is written
-/// `"name"` unless it uses `\u` escapes, so a part containing none of these byte strings has
-/// none of the fields and is not parsed (most orchestration parts: rationale, invocation
-/// input, observation).
-fn may_hold_summary(payload: &[u8]) -> bool {
-    const NEEDLES: [&[u8]; 4] = [
-        b"\"usage\"",
-        b"\"foundationModel\"",
-        b"\"guardrailTrace\"",
-        b"\\u",
-    ];
-    NEEDLES
-        .iter()
-        .any(|n| memchr::memmem::find(payload, n).is_some())
+/// Which of the summary's keys a trace part's bytes contain. In JSON a key is written
+/// `"name"` unless it uses `\u` escapes, and a `"` inside a string is always escaped, so a
+/// part whose bytes hold none of these has none of the fields and is not parsed (most
+/// orchestration parts: rationale, invocation input, observation).
+#[derive(Debug, PartialEq, Eq)]
+struct Keys {
+    usage: bool,
+    foundation_model: bool,
+    /// `"guardrailTrace"` or a `\u` escape: only a full parse can tell.
+    other: bool,
+}
+
+const FOUNDATION_MODEL: &[u8] = b"\"foundationModel\"";
+
+static FINDERS: LazyLock<[Finder<'static>; 4]> = LazyLock::new(|| {
+    [
+        Finder::new(b"\"usage\""),
+        Finder::new(FOUNDATION_MODEL),
+        Finder::new(b"\"guardrailTrace\""),
+        Finder::new(b"\\u"),
+    ]
+});
+
+impl Keys {
+    fn of(payload: &[u8]) -> Self {
+        let [usage, model, guardrail, escape] = &*FINDERS;
+        let has = |f: &Finder| f.find(payload).is_some();
+        Self {
+            usage: has(usage),
+            foundation_model: has(model),
+            other: has(guardrail) || has(escape),
+        }
+    }
+}
+
+/// The model of a part whose only summary key is `foundationModel` (a model invocation
+/// input, which also carries the whole prompt), read without parsing the part: the key once,
+/// then `:` and a string without escapes. `None` where anything differs; the caller then
+/// parses the part.
+fn plain_foundation_model(payload: &[u8]) -> Option<String> {
+    let at = FINDERS[1].find(payload)?;
+    let rest = &payload[at + FOUNDATION_MODEL.len()..];
+    if FINDERS[1].find(rest).is_some() {
+        return None;
+    }
+    let rest = rest.trim_ascii_start().strip_prefix(b":")?;
+    let rest = rest.trim_ascii_start().strip_prefix(b"\"")?;
+    let end = memchr::memchr2(b'"', b'\\', rest)?;
+    if rest[end] != b'"' {
+        return None;
+    }
+    let model = std::str::from_utf8(&rest[..end]).ok()?;
+    // Control characters are not allowed in JSON strings: leave those to the parser's error.
+    if model.bytes().any(|b| b < 0x20) {
+        return None;
+    }
+    Some(model.to_string())
 }
 
 impl TraceSummary {
     /// Reads the summary from a trace part's JSON payload.
     pub fn from_json(payload: &[u8]) -> serde_json::Result<Self> {
-        if !may_hold_summary(payload) {
+        let keys = Keys::of(payload);
+        if !(keys.usage || keys.foundation_model || keys.other) {
             return Ok(Self::default());
         }
+        if keys.foundation_model && !keys.usage && !keys.other {
+            if let Some(model) = plain_foundation_model(payload) {
+                return Ok(Self {
+                    foundation_model: Some(model),
+                    ..Self::default()
+                });
+            }
+        }
+        Self::parse(payload)
+    }
+
+    /// The typed parse, for parts that hold usage, guardrails or anything unusual.
+    fn parse(payload: &[u8]) -> serde_json::Result<Self> {
         let part: Part = crate::json::from_bytes(payload)?;
         let Some(steps) = part.trace else {
             return Ok(Self::default());
@@ -179,10 +238,82 @@ mod tests {
             TraceSummary::from_json(escaped).unwrap().usage,
             Some((3, 4))
         );
-        assert!(!may_hold_summary(
-            br#"{"trace": {"orchestrationTrace": {"observation": {}}}}"#
-        ));
-        assert!(may_hold_summary(br#"{"usage": 1}"#));
+        let none = Keys {
+            usage: false,
+            foundation_model: false,
+            other: false,
+        };
+        assert_eq!(
+            Keys::of(br#"{"trace": {"orchestrationTrace": {"observation": {}}}}"#),
+            none
+        );
+        assert_eq!(
+            Keys::of(br#"{"usage": 1}"#),
+            Keys {
+                usage: true,
+                ..none
+            }
+        );
+        assert_eq!(
+            Keys::of(br#"{"guardrailTrace": 1}"#),
+            Keys {
+                other: true,
+                ..none
+            }
+        );
+        assert_eq!(
+            Keys::of(br#"{"a": "\u0041"}"#),
+            Keys {
+                other: true,
+                ..none
+            }
+        );
+    }
+
+    /// A model invocation input part as AWS writes it, with `model` as the value's JSON text.
+    fn input_part(model: &str) -> String {
+        format!(
+            r#"{{"agentId":"A","trace":{{"orchestrationTrace":{{"modelInvocationInput":{{"inferenceConfiguration":{{"maximumLength":2048}},"text":"{{\"system\":\"You are an agent\"}}","foundationModel" : {model},"type":"ORCHESTRATION"}}}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn model_only_parts_are_read_without_parsing_and_agree_with_the_parse() {
+        for model in [
+            r#""anthropic.claude-3-haiku-20240307-v1:0""#,
+            r#""""#,
+            r#""modèle""#,
+        ] {
+            let part = input_part(model);
+            let read = plain_foundation_model(part.as_bytes());
+            assert!(read.is_some(), "{part}");
+            let parsed = TraceSummary::parse(part.as_bytes()).unwrap();
+            assert_eq!(read, parsed.foundation_model, "{part}");
+            assert_eq!(TraceSummary::from_json(part.as_bytes()).unwrap(), parsed);
+        }
+    }
+
+    #[test]
+    fn unusual_model_parts_are_left_to_the_parser() {
+        // An escape in the value, a value that is not a string, a control character, the key
+        // twice, a part cut short: the scan declines and the typed parse decides.
+        for model in [r#""a\"b""#, r#""a\/b""#, "5", "null", "\"a\tb\""] {
+            let part = input_part(model);
+            assert_eq!(plain_foundation_model(part.as_bytes()), None, "{part}");
+        }
+        let twice = br#"{"trace":{"orchestrationTrace":{"modelInvocationInput":{"foundationModel":"a"}},"x":{"foundationModel":"b"}}}"#;
+        assert_eq!(plain_foundation_model(twice), None);
+        let cut =
+            br#"{"trace":{"orchestrationTrace":{"modelInvocationInput":{"foundationModel":"ab"#;
+        assert_eq!(plain_foundation_model(cut), None);
+        assert!(TraceSummary::from_json(input_part("5").as_bytes()).is_err());
+        assert_eq!(
+            TraceSummary::from_json(input_part(r#""a\/b""#).as_bytes())
+                .unwrap()
+                .foundation_model
+                .as_deref(),
+            Some("a/b")
+        );
     }
 
     #[test]

@@ -135,13 +135,15 @@ impl TraceSummary {
         if !(keys.usage || keys.foundation_model || keys.other) {
             return Ok(Self::default());
         }
-        if keys.foundation_model && !keys.usage && !keys.other {
-            if let Some(model) = plain_foundation_model(payload) {
-                return Ok(Self {
-                    foundation_model: Some(model),
-                    ..Self::default()
-                });
-            }
+        if keys.foundation_model
+            && !keys.usage
+            && !keys.other
+            && let Some(model) = plain_foundation_model(payload)
+        {
+            return Ok(Self {
+                foundation_model: Some(model),
+                ..Self::default()
+            });
         }
         Self::parse(payload)
     }

@@ -56,23 +56,17 @@ impl Handler {
     }
 }
 
-impl<B> tower::Service<http::Request<B>> for Handler
-where
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
-    type Response = axum::response::Response;
-    type Error = std::convert::Infallible;
-    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+impl Handler {
+    /// Answers one request. Takes `&self`, so a connection's service calls it without
+    /// cloning the handler per request (hyper's adapter for tower services clones).
+    pub fn handle<B>(
+        &self,
+        req: http::Request<B>,
+    ) -> futures::future::BoxFuture<'static, axum::response::Response>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
         let path = req.uri().path();
         if req.method() == http::Method::POST
             && (path == "/v1/chat/completions" || path == "/chat/completions")
@@ -80,14 +74,16 @@ where
             let state = self.state.clone();
             return Box::pin(async move {
                 let (parts, body) = req.into_parts();
-                Ok(
-                    routes::authenticated_chat(state, &parts.headers, axum::body::Body::new(body))
-                        .await,
-                )
+                routes::authenticated_chat(state, &parts.headers, axum::body::Body::new(body)).await
             });
         }
         let call = tower::ServiceExt::oneshot(self.router.clone(), req);
-        Box::pin(call)
+        Box::pin(async move {
+            match call.await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            }
+        })
     }
 }
 

@@ -12,7 +12,6 @@
 use crate::Handler;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -71,7 +70,11 @@ async fn work(
                 continue;
             }
         };
-        let service = TowerToHyperService::new(app.clone());
+        let handler = app.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let answer = handler.handle(req);
+            async move { Ok::<_, std::convert::Infallible>(answer.await) }
+        });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(tcp), service));
         tokio::spawn(async move {
             if let Err(e) = conn.await {

@@ -43,11 +43,11 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// A client for InvokeAgent: hyper's pooled HTTP/1.1 client over rustls (HTTPS, with the
-/// webpki roots) or plain TCP (a local endpoint such as the emulator). Cheap to clone; the
-/// clones share one connection pool.
+/// webpki roots) or plain TCP (a local endpoint such as the emulator). Cheap to clone (one
+/// reference count; hyper's client alone holds several); the clones share one connection pool.
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: Http,
+    http: Arc<Http>,
 }
 
 impl Client {
@@ -69,7 +69,9 @@ impl Client {
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .build(https);
-        Ok(Self { http })
+        Ok(Self {
+            http: Arc::new(http),
+        })
     }
 
     /// Sends the request (retrying what is safe) and returns the agent's events.

@@ -57,6 +57,9 @@ pub enum ProxyError {
     /// A dependency of the gateway (the key store) is unavailable.
     #[error("{0}")]
     Unavailable(String),
+    /// The gateway failed on its own (a bug, not the request's or the agent's fault).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl ProxyError {
@@ -75,6 +78,7 @@ impl ProxyError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -104,6 +108,7 @@ impl ProxyError {
             }
             Self::RateLimited { .. } => ("rate_limit_error", "rate_limit_exceeded".into(), None),
             Self::Unavailable(_) => ("api_error", "unavailable".into(), None),
+            Self::Internal(_) => ("api_error", "internal_error".into(), None),
         };
         json!({"error": {"message": self.to_string(), "type": ty, "param": param, "code": code}})
     }
@@ -189,6 +194,7 @@ mod tests {
                 "invalid_request_error",
             ),
             (ProxyError::Overloaded(1), 503, "api_error"),
+            (ProxyError::Internal("x".into()), 500, "api_error"),
         ];
         for (e, status, ty) in cases {
             assert_eq!(e.status().as_u16(), status);

@@ -9,7 +9,8 @@ use agentbridge::params::is_deployment_param;
 use agentbridge::{ChatChunk, ChatRequest};
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -140,6 +141,12 @@ fn parse_chat_naming_faults(bytes: &[u8]) -> Result<ChatRequest> {
     })
 }
 
+// Response header names, parsed at compile time rather than on every insert.
+const RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
+const KEY_SPEND: HeaderName = HeaderName::from_static("x-litellm-key-spend");
+const SESSION_ID: HeaderName = HeaderName::from_static("x-agentbridge-session-id");
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 fn header(v: impl AsRef<str>) -> Option<HeaderValue> {
     HeaderValue::from_str(v.as_ref()).ok()
 }
@@ -199,16 +206,22 @@ async fn handle_chat(
                 cost = completion.response_cost,
                 "completed"
             );
-            let mut r = (StatusCode::OK, axum::Json(&completion)).into_response();
+            // Sized for a typical answer, so the JSON is written without regrowing.
+            let mut json = Vec::with_capacity(512 + completion.choices.len() * 256);
+            serde_json::to_writer(&mut json, &completion).map_err(|e| {
+                ProxyError::Internal(format!("could not write the answer as JSON: {e}"))
+            })?;
+            let mut r = Response::new(Body::from(json));
             let h = r.headers_mut();
-            if let Some(v) = header(format!("{}", completion.response_cost)) {
-                h.insert("x-litellm-response-cost", v);
+            h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            if let Some(v) = header(completion.response_cost.to_string()) {
+                h.insert(RESPONSE_COST, v);
             }
             if let Some(v) = header(&completion.session_id) {
-                h.insert("x-agentbridge-session-id", v);
+                h.insert(SESSION_ID, v);
             }
             if let Some(v) = header(&request_id) {
-                h.insert("x-request-id", v);
+                h.insert(REQUEST_ID, v);
             }
             if let Some((keys, rec)) = &key {
                 let outcome = agentbridge::answer::Outcome {
@@ -217,7 +230,7 @@ async fn handle_chat(
                 };
                 let spend = keys.charge(rec, &req.model, &request_id, outcome).await;
                 if let Some(v) = header(format!("{spend}")) {
-                    r.headers_mut().insert("x-litellm-key-spend", v);
+                    r.headers_mut().insert(KEY_SPEND, v);
                 }
             }
             drop(permit);
@@ -248,17 +261,14 @@ async fn handle_chat(
         });
         let mut r = Response::new(Body::from_stream(body));
         let h = r.headers_mut();
-        h.insert(
-            "content-type",
-            HeaderValue::from_static("text/event-stream"),
-        );
-        h.insert("cache-control", HeaderValue::from_static("no-cache"));
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         h.insert("x-accel-buffering", HeaderValue::from_static("no"));
         if let Some(v) = header(&session) {
-            h.insert("x-agentbridge-session-id", v);
+            h.insert(SESSION_ID, v);
         }
         if let Some(v) = header(&request_id) {
-            h.insert("x-request-id", v);
+            h.insert(REQUEST_ID, v);
         }
         Ok(r)
     }
@@ -323,6 +333,7 @@ pub async fn fallback(headers: HeaderMap, uri: axum::http::Uri) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
 
     #[test]
     fn parse_errors_name_the_field() {

@@ -146,6 +146,7 @@ const RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-response-co
 const KEY_SPEND: HeaderName = HeaderName::from_static("x-litellm-key-spend");
 const SESSION_ID: HeaderName = HeaderName::from_static("x-agentbridge-session-id");
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
 fn header(v: impl AsRef<str>) -> Option<HeaderValue> {
     HeaderValue::from_str(v.as_ref()).ok()
@@ -229,7 +230,7 @@ async fn handle_chat(
                     cost: completion.response_cost,
                 };
                 let spend = keys.charge(rec, &req.model, &request_id, outcome).await;
-                if let Some(v) = header(format!("{spend}")) {
+                if let Some(v) = header(spend.to_string()) {
                     r.headers_mut().insert(KEY_SPEND, v);
                 }
             }
@@ -263,7 +264,7 @@ async fn handle_chat(
         let h = r.headers_mut();
         h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        h.insert(ACCEL_BUFFERING, HeaderValue::from_static("no"));
         if let Some(v) = header(&session) {
             h.insert(SESSION_ID, v);
         }

@@ -8,14 +8,9 @@ use futures::Stream;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// One chunk as an SSE event.
-pub fn event(chunk: &ChatChunk) -> Bytes {
-    let mut out = Vec::with_capacity(256);
-    write_event(&mut out, chunk);
-    Bytes::from(out)
-}
-
+/// Appends one chunk as an SSE event.
 fn write_event(out: &mut Vec<u8>, chunk: &ChatChunk) {
+    out.reserve(256);
     out.extend_from_slice(b"data: ");
     if serde_json::to_writer(&mut *out, chunk).is_err() {
         out.extend_from_slice(b"{}");
@@ -23,10 +18,14 @@ fn write_event(out: &mut Vec<u8>, chunk: &ChatChunk) {
     out.extend_from_slice(b"\n\n");
 }
 
-/// An error as an in-band SSE event.
-pub fn error_event(e: &Error) -> Bytes {
+/// Appends an error as an in-band SSE event.
+fn write_error(out: &mut Vec<u8>, e: &Error) {
     tracing::warn!(error = %e, "agent stream failed mid-way; reported in-band");
-    Bytes::from(format!("data: {}\n\n", e.to_openai_json()))
+    out.extend_from_slice(b"data: ");
+    if serde_json::to_writer(&mut *out, &e.to_openai_json()).is_err() {
+        out.extend_from_slice(b"{}");
+    }
+    out.extend_from_slice(b"\n\n");
 }
 
 /// The end marker.
@@ -63,13 +62,10 @@ where
         while !self.ended && out.len() < COALESCE_BYTES {
             match self.chunks.as_mut().poll_next(cx) {
                 Poll::Pending => break,
-                Poll::Ready(Some(Ok(c))) => {
-                    out.reserve(256);
-                    write_event(&mut out, &c);
-                }
+                Poll::Ready(Some(Ok(c))) => write_event(&mut out, &c),
                 Poll::Ready(Some(Err(e))) => {
                     self.ended = true;
-                    out.extend_from_slice(&error_event(&e));
+                    write_error(&mut out, &e);
                 }
                 Poll::Ready(None) => {
                     self.ended = true;
@@ -90,6 +86,12 @@ mod tests {
     use super::*;
     use agentbridge::AwsErrorKind;
     use futures::StreamExt;
+
+    fn event(chunk: &ChatChunk) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_event(&mut out, chunk);
+        out
+    }
 
     fn chunk() -> ChatChunk {
         serde_json::from_value(serde_json::json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",

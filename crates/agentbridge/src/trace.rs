@@ -76,7 +76,8 @@ struct TokenUsage {
 #[derive(Debug, PartialEq, Eq)]
 struct Keys {
     usage: bool,
-    foundation_model: bool,
+    /// Where `"foundationModel"` first occurs.
+    foundation_model: Option<usize>,
     /// `"guardrailTrace"` or a `\u` escape: only a full parse can tell.
     other: bool,
 }
@@ -98,7 +99,7 @@ impl Keys {
         let has = |f: &Finder| f.find(payload).is_some();
         Self {
             usage: has(usage),
-            foundation_model: has(model),
+            foundation_model: model.find(payload),
             other: has(guardrail) || has(escape),
         }
     }
@@ -106,10 +107,9 @@ impl Keys {
 
 /// The model of a part whose only summary key is `foundationModel` (a model invocation
 /// input, which also carries the whole prompt), read without parsing the part: the key once,
-/// then `:` and a string without escapes. `None` where anything differs; the caller then
-/// parses the part.
-fn plain_foundation_model(payload: &[u8]) -> Option<String> {
-    let at = FINDERS[1].find(payload)?;
+/// then `:` and a string without escapes. `at` is where the key starts. `None` where anything
+/// differs; the caller then parses the part.
+fn plain_foundation_model(payload: &[u8], at: usize) -> Option<String> {
     let rest = &payload[at + FOUNDATION_MODEL.len()..];
     if FINDERS[1].find(rest).is_some() {
         return None;
@@ -132,13 +132,13 @@ impl TraceSummary {
     /// Reads the summary from a trace part's JSON payload.
     pub fn from_json(payload: &[u8]) -> serde_json::Result<Self> {
         let keys = Keys::of(payload);
-        if !(keys.usage || keys.foundation_model || keys.other) {
+        if !(keys.usage || keys.foundation_model.is_some() || keys.other) {
             return Ok(Self::default());
         }
-        if keys.foundation_model
+        if let Some(at) = keys.foundation_model
             && !keys.usage
             && !keys.other
-            && let Some(model) = plain_foundation_model(payload)
+            && let Some(model) = plain_foundation_model(payload, at)
         {
             return Ok(Self {
                 foundation_model: Some(model),
@@ -242,7 +242,7 @@ mod tests {
         );
         let none = Keys {
             usage: false,
-            foundation_model: false,
+            foundation_model: None,
             other: false,
         };
         assert_eq!(
@@ -270,6 +270,11 @@ mod tests {
                 ..none
             }
         );
+    }
+
+    /// The scan as `from_json` runs it: from where `Keys` found the key.
+    fn plain_foundation_model(payload: &[u8]) -> Option<String> {
+        super::plain_foundation_model(payload, Keys::of(payload).foundation_model?)
     }
 
     /// A model invocation input part as AWS writes it, with `model` as the value's JSON text.

@@ -8,8 +8,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let Ok(req) = serde_json::from_slice::<ChatRequest>(data) else { return };
     let Ok(agent) = AgentModel::parse("bedrock/agent/L1RT58GYRW/MFPSBCXYTW") else { return };
-    if let Ok((invoke, _)) = to_invoke_agent(&agent, &req, &serde_json::Map::new()) {
+    let _ = AgentModel::parse(&req.model);
+    let Ok(req) = agentbridge::completion::agent_request(req) else { return };
+    if let Ok(invoke) = to_invoke_agent(&agent, &req, &serde_json::Map::new()) {
         let _ = serde_json::to_vec(&invoke.body);
     }
-    let _ = AgentModel::parse(&req.model);
 });

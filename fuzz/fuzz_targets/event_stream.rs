@@ -67,6 +67,6 @@ fuzz_target!(|input: &[u8]| {
         }
     }
     let _ = decoder.finish();
-    let _ = state.finish();
+    let _ = state.end();
     let _ = state.outcome();
 });

@@ -185,7 +185,7 @@ async fn run_proxy(args: ProxyArgs) -> Result<(), AnyError> {
                 m.name.clone(),
                 format!(
                     "{} ({})",
-                    m.settings.model,
+                    m.settings.target.model(),
                     m.settings.region.as_deref().unwrap_or("default region")
                 ),
             )

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// The bearer token of a request: `Authorization: Bearer ...`, or `x-litellm-api-key` /
-/// `api-key` as LiteLLM accepts.
+/// `api-key` as LiteLLM accepts, or `x-api-key` as Anthropic's SDKs send it.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     if let Some(v) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
         let v = v.trim();
@@ -18,7 +18,7 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
                 .trim(),
         );
     }
-    ["x-litellm-api-key", "api-key"]
+    ["x-litellm-api-key", "api-key", "x-api-key"]
         .iter()
         .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
         .map(str::trim)

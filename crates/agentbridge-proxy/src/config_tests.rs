@@ -30,7 +30,10 @@ fn the_litellm_docs_config_loads_unchanged() {
     let c = parse(DOCS_CONFIG, &env, LoadOptions::default()).unwrap();
     assert_eq!(c.models.len(), 2);
     assert_eq!(c.models[0].name, "bedrock-agent-1");
-    assert_eq!(c.models[1].settings.model.agent_id, "AGENT456");
+    assert_eq!(
+        c.models[1].settings.target.model(),
+        "bedrock/agent/AGENT456/ALIAS789"
+    );
     assert_eq!(c.models[1].settings.region.as_deref(), Some("us-east-1"));
     assert_eq!(
         c.models[0]

@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod doors;
 pub mod error;
 pub mod keys;
 pub mod routes;
@@ -74,7 +75,8 @@ impl Handler {
             let state = self.state.clone();
             return Box::pin(async move {
                 let (parts, body) = req.into_parts();
-                routes::authenticated_chat(state, &parts.headers, axum::body::Body::new(body)).await
+                doors::serve::<doors::chat::Chat>(state, parts.headers, axum::body::Body::new(body))
+                    .await
             });
         }
         let call = tower::ServiceExt::oneshot(self.router.clone(), req);

@@ -1,79 +1,109 @@
-//! Server-Sent Events for chat completion chunks: one `data:` event per chunk, written as it
-//! comes; `data: [DONE]` after a clean end; an in-band `data: {"error": {...}}` event (and no
-//! `[DONE]`) when the agent fails mid-stream.
+//! Server-Sent Events for every door: the answer's pieces are written by the door's
+//! [`SseEncoder`] as they come. After [`Piece::End`] the door writes its end (Chat
+//! Completions: `data: [DONE]`); an error mid-stream is written as the door's in-band error
+//! and ends the stream. The usage and cost of the end are kept for spend accounting.
 
-use agentbridge::{ChatChunk, Error};
+use agentbridge::Error;
+use agentbridge::canonical::{Outcome, Piece};
 use bytes::Bytes;
 use futures::Stream;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-/// Appends one chunk as an SSE event.
-fn write_event(out: &mut Vec<u8>, chunk: &ChatChunk) {
+/// How a door writes its stream.
+pub trait SseEncoder: Send + Unpin + 'static {
+    /// Writes the events a piece becomes (for [`Piece::End`]: the door's closing events).
+    fn piece(&mut self, piece: Piece, out: &mut Vec<u8>);
+    /// Writes the door's in-band error event(s). The stream ends after it.
+    fn error(&mut self, e: &Error, out: &mut Vec<u8>);
+}
+
+/// Appends one SSE event: `event: {name}` when named, then `data: {json}`.
+pub fn write_event<T: serde::Serialize>(out: &mut Vec<u8>, name: Option<&str>, data: &T) {
     out.reserve(256);
+    if let Some(name) = name {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'\n');
+    }
     out.extend_from_slice(b"data: ");
-    if serde_json::to_writer(&mut *out, chunk).is_err() {
+    if serde_json::to_writer(&mut *out, data).is_err() {
         out.extend_from_slice(b"{}");
     }
     out.extend_from_slice(b"\n\n");
 }
-
-/// Appends an error as an in-band SSE event.
-fn write_error(out: &mut Vec<u8>, e: &Error) {
-    tracing::warn!(error = %e, "agent stream failed mid-way; reported in-band");
-    out.extend_from_slice(b"data: ");
-    if serde_json::to_writer(&mut *out, &e.to_openai_json()).is_err() {
-        out.extend_from_slice(b"{}");
-    }
-    out.extend_from_slice(b"\n\n");
-}
-
-/// The end marker.
-pub const DONE: &[u8] = b"data: [DONE]\n\n";
 
 /// Events that are ready together go out in one body frame up to this size: the bytes on
 /// the wire are the same, with fewer chunk headers and writes. Nothing waits to be batched.
-const COALESCE_BYTES: usize = 16 * 1024;
+pub const COALESCE_BYTES: usize = 16 * 1024;
 
-/// Turns a chunk stream into SSE bytes.
-pub fn body<S>(chunks: S) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send
+/// Usage and cost of a streamed answer, once its end has been written.
+pub type OutcomeHandle = Arc<Mutex<Option<Outcome>>>;
+
+/// Turns pieces into SSE bytes with `encoder`; the end's outcome goes to `outcome`.
+pub fn body<S, E>(
+    pieces: S,
+    encoder: E,
+    outcome: OutcomeHandle,
+) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send
 where
-    S: Stream<Item = agentbridge::Result<ChatChunk>> + Send + 'static,
+    S: Stream<Item = agentbridge::Result<Piece>> + Send + 'static,
+    E: SseEncoder,
 {
     SseBody {
-        chunks: Box::pin(chunks),
+        pieces: Box::pin(pieces),
+        encoder,
+        outcome,
         ended: false,
     }
 }
 
-struct SseBody<S> {
-    chunks: Pin<Box<S>>,
+struct SseBody<S, E> {
+    pieces: Pin<Box<S>>,
+    encoder: E,
+    outcome: OutcomeHandle,
     ended: bool,
 }
 
-impl<S> Stream for SseBody<S>
+impl<S, E> SseBody<S, E> {
+    fn fail(&mut self, e: &Error, out: &mut Vec<u8>)
+    where
+        E: SseEncoder,
+    {
+        tracing::warn!(error = %e, "agent stream failed mid-way; reported in-band");
+        self.ended = true;
+        self.encoder.error(e, out);
+    }
+}
+
+impl<S, E> Stream for SseBody<S, E>
 where
-    S: Stream<Item = agentbridge::Result<ChatChunk>>,
+    S: Stream<Item = agentbridge::Result<Piece>>,
+    E: SseEncoder,
 {
     type Item = Result<Bytes, std::convert::Infallible>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
         let mut out = Vec::new();
-        while !self.ended && out.len() < COALESCE_BYTES {
-            match self.chunks.as_mut().poll_next(cx) {
+        while !this.ended && out.len() < COALESCE_BYTES {
+            match this.pieces.as_mut().poll_next(cx) {
                 Poll::Pending => break,
-                Poll::Ready(Some(Ok(c))) => write_event(&mut out, &c),
-                Poll::Ready(Some(Err(e))) => {
-                    self.ended = true;
-                    write_error(&mut out, &e);
+                Poll::Ready(Some(Ok(piece))) => {
+                    if let Piece::End(end) = &piece {
+                        this.ended = true;
+                        if let Ok(mut o) = this.outcome.lock() {
+                            *o = Some(end.outcome);
+                        }
+                    }
+                    this.encoder.piece(piece, &mut out);
                 }
-                Poll::Ready(None) => {
-                    self.ended = true;
-                    out.extend_from_slice(DONE);
-                }
+                Poll::Ready(Some(Err(e))) => this.fail(&e, &mut out),
+                Poll::Ready(None) => this.fail(&agentbridge::completion::missing_end(), &mut out),
             }
         }
-        match (out.is_empty(), self.ended) {
+        match (out.is_empty(), this.ended) {
             (false, _) => Poll::Ready(Some(Ok(Bytes::from(out)))),
             (true, true) => Poll::Ready(None),
             (true, false) => Poll::Pending,
@@ -85,90 +115,125 @@ where
 mod tests {
     use super::*;
     use agentbridge::AwsErrorKind;
+    use agentbridge::canonical::{Ending, Finish};
     use futures::StreamExt;
 
-    fn event(chunk: &ChatChunk) -> Vec<u8> {
-        let mut out = Vec::new();
-        write_event(&mut out, chunk);
-        out
+    /// A door that writes each text as a named event and the end as `end`.
+    struct Plain;
+    impl SseEncoder for Plain {
+        fn piece(&mut self, piece: Piece, out: &mut Vec<u8>) {
+            match piece {
+                Piece::Text(t) => write_event(out, Some("text"), &t),
+                Piece::End(_) => out.extend_from_slice(b"event: end\ndata: {}\n\n"),
+                _ => {}
+            }
+        }
+        fn error(&mut self, e: &Error, out: &mut Vec<u8>) {
+            write_event(out, Some("error"), &e.code());
+        }
     }
 
-    fn chunk() -> ChatChunk {
-        serde_json::from_value(serde_json::json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
-            "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": null}]}))
-        .unwrap()
+    fn text() -> agentbridge::Result<Piece> {
+        Ok(Piece::Text("hi".into()))
     }
+
+    fn end() -> agentbridge::Result<Piece> {
+        Ok(Piece::End(Ending {
+            finish: Finish::Stop,
+            outcome: Outcome {
+                cost: 0.5,
+                ..Default::default()
+            },
+            usage_reported: true,
+        }))
+    }
+
+    const TEXT: &[u8] = b"event: text\ndata: \"hi\"\n\n";
+    const END: &[u8] = b"event: end\ndata: {}\n\n";
 
     #[tokio::test]
-    async fn clean_stream_ends_with_done() {
-        let out: Vec<Bytes> = body(futures::stream::iter(vec![Ok(chunk()), Ok(chunk())]))
-            .map(|b| b.unwrap())
-            .collect()
-            .await;
-        // Everything was ready at once: one frame, two events and the end marker.
+    async fn pieces_ready_together_share_a_frame_and_the_outcome_is_kept() {
+        let outcome = OutcomeHandle::default();
+        let out: Vec<Bytes> = body(
+            futures::stream::iter(vec![text(), text(), end(), text()]),
+            Plain,
+            Arc::clone(&outcome),
+        )
+        .map(|b| b.unwrap())
+        .collect()
+        .await;
         assert_eq!(out.len(), 1);
-        let text = std::str::from_utf8(&out[0]).unwrap();
-        let events: Vec<&str> = text.split_terminator("\n\n").collect();
-        assert_eq!(events.len(), 3, "{text}");
-        assert!(
-            events[..2]
-                .iter()
-                .all(|e| e.starts_with("data: {") && e.ends_with('}'))
-        );
-        assert_eq!(format!("{}\n\n", events[2]).as_bytes(), DONE);
+        assert_eq!(out[0], [TEXT, TEXT, END].concat());
+        assert_eq!(outcome.lock().unwrap().map(|o| o.cost), Some(0.5));
     }
 
     #[tokio::test]
     async fn events_go_out_as_they_come_when_not_ready_together() {
         let (tx, rx) = futures::channel::mpsc::unbounded();
-        let mut sse = Box::pin(body(rx));
-        tx.unbounded_send(Ok(chunk())).unwrap();
+        let mut sse = Box::pin(body(rx, Plain, OutcomeHandle::default()));
+        tx.unbounded_send(text()).unwrap();
         let first = sse.next().await.unwrap().unwrap();
-        assert_eq!(first, event(&chunk()));
+        assert_eq!(first, TEXT);
         // Nothing more is ready: the body waits instead of holding the first event back.
         assert!(futures::poll!(sse.next()).is_pending());
-        tx.unbounded_send(Ok(chunk())).unwrap();
-        drop(tx);
+        tx.unbounded_send(text()).unwrap();
+        tx.unbounded_send(end()).unwrap();
         let rest = sse.next().await.unwrap().unwrap();
-        assert_eq!(rest, [&event(&chunk())[..], DONE].concat());
+        assert_eq!(rest, [TEXT, END].concat());
         assert!(sse.next().await.is_none());
     }
 
     #[tokio::test]
     async fn large_bursts_are_split_into_frames_of_bounded_size() {
-        let many: Vec<agentbridge::Result<ChatChunk>> = (0..1000).map(|_| Ok(chunk())).collect();
-        let out: Vec<Bytes> = body(futures::stream::iter(many))
+        let many: Vec<agentbridge::Result<Piece>> =
+            (0..5000).map(|_| text()).chain([end()]).collect();
+        let out: Vec<Bytes> = body(futures::stream::iter(many), Plain, OutcomeHandle::default())
             .map(|b| b.unwrap())
             .collect()
             .await;
         assert!(out.len() > 1);
         assert!(out.iter().all(|b| b.len() < COALESCE_BYTES + 1024));
-        let all: Vec<u8> = out.concat();
-        assert_eq!(all.len(), 1000 * event(&chunk()).len() + DONE.len());
+        assert_eq!(out.concat().len(), 5000 * TEXT.len() + END.len());
     }
 
     #[tokio::test]
-    async fn midstream_exception_ends_stream_in_band() {
+    async fn midstream_error_ends_the_stream_in_band_and_charges_nothing() {
         let err = Error::Aws {
             kind: AwsErrorKind::Throttling,
             code: "ThrottlingException".into(),
             message: "slow".into(),
             retry_after: None,
         };
-        let out: Vec<Bytes> = body(futures::stream::iter(vec![
-            Ok(chunk()),
-            Err(err),
-            Ok(chunk()),
-        ]))
+        let outcome = OutcomeHandle::default();
+        let out: Vec<Bytes> = body(
+            futures::stream::iter(vec![text(), Err(err), text()]),
+            Plain,
+            Arc::clone(&outcome),
+        )
         .map(|b| b.unwrap())
         .collect()
         .await;
         let all = out.concat();
-        let text = std::str::from_utf8(&all).unwrap();
-        let events: Vec<&str> = text.split_terminator("\n\n").collect();
-        assert_eq!(events.len(), 2, "{text}");
-        assert!(events[1].starts_with("data: {\"error\""), "{text}");
-        assert!(events[1].contains("rate_limit_error"));
-        assert!(!text.contains("[DONE]"));
+        assert_eq!(
+            all,
+            [TEXT, b"event: error\ndata: \"ThrottlingException\"\n\n"].concat()
+        );
+        assert!(outcome.lock().unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_stops_before_its_end_is_an_error() {
+        let out: Vec<Bytes> = body(
+            futures::stream::iter(vec![text()]),
+            Plain,
+            OutcomeHandle::default(),
+        )
+        .map(|b| b.unwrap())
+        .collect()
+        .await;
+        assert_eq!(
+            out.concat(),
+            [TEXT, b"event: error\ndata: \"upstream_malformed\"\n\n"].concat()
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! it ([`AppState`]: the shared state plus that worker's upstream client).
 
 use crate::config::{Config, ServerSettings};
+use agentbridge::canonical::{AgentRequest, Answer};
 use agentbridge::{Client, Deployment};
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -11,15 +12,40 @@ use tokio::sync::Semaphore;
 /// Deployments served under one model name, taken in turn.
 #[derive(Debug)]
 pub struct Pool {
-    deployments: Vec<Arc<Deployment>>,
+    /// Each deployment with its id (`{model_name}/{index in the config's entries of that name}`).
+    deployments: Vec<(String, Arc<Deployment>)>,
     next: AtomicUsize,
 }
 
 impl Pool {
-    /// The next deployment (round robin).
-    pub fn pick(&self) -> Arc<Deployment> {
+    /// The next deployment (round robin) and its id.
+    pub fn pick(&self) -> (&str, &Arc<Deployment>) {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.deployments.len();
-        Arc::clone(&self.deployments[i])
+        let (id, d) = &self.deployments[i];
+        (id, d)
+    }
+
+    /// Sends `req` to a deployment of this pool; returns the answer and the deployment's id.
+    pub async fn invoke(
+        &self,
+        client: &Client,
+        req: &AgentRequest,
+    ) -> agentbridge::Result<(Answer, String)> {
+        let (id, d) = self.pick();
+        let answer = d.invoke(client, req).await?;
+        Ok((answer, id.to_string()))
+    }
+
+    /// The request header carrying the end user's own token, if the deployments name one.
+    pub fn user_token_header(&self) -> Option<&str> {
+        self.deployments
+            .iter()
+            .find_map(|(_, d)| d.settings.user_token_header.as_deref())
+    }
+
+    /// The deployments and their ids.
+    pub fn deployments(&self) -> impl Iterator<Item = (&str, &Arc<Deployment>)> {
+        self.deployments.iter().map(|(id, d)| (id.as_str(), d))
     }
 }
 
@@ -57,11 +83,14 @@ impl Gateway {
                     .map_err(|e| format!("model {}: {e}", entry.name))?,
             );
             match models.iter_mut().find(|(n, _)| *n == entry.name) {
-                Some((_, pool)) => pool.deployments.push(d),
+                Some((name, pool)) => {
+                    let id = format!("{name}/{}", pool.deployments.len());
+                    pool.deployments.push((id, d))
+                }
                 None => models.push((
-                    entry.name,
+                    entry.name.clone(),
                     Pool {
-                        deployments: vec![d],
+                        deployments: vec![(format!("{}/0", entry.name), d)],
                         next: AtomicUsize::new(0),
                     },
                 )),

@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used)] // fixed inputs: a failure here is a broken benchmark
 
-use agentbridge::answer::AnswerState;
 use agentbridge::completion::{ResponseMeta, fold};
 use agentbridge::eventstream::FrameDecoder;
 use agentbridge::request::{AnswerOptions, to_invoke_agent};
@@ -50,7 +49,7 @@ fn canned_stream(stream: bool) -> Vec<u8> {
 
 fn transform_and_sign(c: &mut Criterion) {
     let agent = AgentModel::parse("bedrock/agent/L1RT58GYRW/MFPSBCXYTW").unwrap();
-    let req = request();
+    let req = agentbridge::completion::agent_request(request()).unwrap();
     let creds = Credentials::new(
         "AKIDEXAMPLE",
         "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
@@ -74,7 +73,7 @@ fn transform_and_sign(c: &mut Criterion) {
     let signer = InvokeSigner::new();
     c.bench_function("transform_and_sign", |b| {
         b.iter(|| {
-            let (r, _) = to_invoke_agent(&agent, black_box(&req), &serde_json::Map::new()).unwrap();
+            let r = to_invoke_agent(&agent, black_box(&req), &serde_json::Map::new()).unwrap();
             let (body, path) = sign_inputs(&r);
             let req = InvokeToSign {
                 host,
@@ -90,7 +89,7 @@ fn transform_and_sign(c: &mut Criterion) {
     // aws-sigv4's general signer (derives the key every time), for comparison.
     c.bench_function("transform_and_sign_general", |b| {
         b.iter(|| {
-            let (r, _) = to_invoke_agent(&agent, black_box(&req), &serde_json::Map::new()).unwrap();
+            let r = to_invoke_agent(&agent, black_box(&req), &serde_json::Map::new()).unwrap();
             let (body, path) = sign_inputs(&r);
             let url = format!("https://{host}{path}");
             sign_request(
@@ -126,12 +125,15 @@ fn decode_and_build(c: &mut Criterion) {
                         evs.push(Ok(e));
                     }
                 }
-                let state = AnswerState::new("bench".into(), AnswerOptions::default(), None);
-                let completion = rt.block_on(fold(
-                    ResponseMeta::new("bedrock-agent-1"),
-                    state,
+                let options = AnswerOptions::default();
+                let answer = agentbridge::bedrock_agent::answer(
+                    "bench".into(),
+                    options,
+                    None,
                     Box::pin(futures::stream::iter(evs)),
-                ));
+                );
+                let completion =
+                    rt.block_on(fold(ResponseMeta::new("bedrock-agent-1"), answer, options));
                 serde_json::to_vec(&completion.unwrap()).unwrap()
             })
         });

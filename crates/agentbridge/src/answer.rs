@@ -2,44 +2,16 @@
 //! each [`Piece`] to a chunk as it comes; non-streaming folds the same pieces into one
 //! `chat.completion`.
 
+use crate::canonical::{AnswerOptions, Ending, Finish};
+pub use crate::canonical::{Outcome, Piece};
 use crate::citations;
 use crate::error::Result;
 use crate::events::AgentEvent;
-use crate::openai::{Annotation, OutputFile, ToolCall, Usage};
+use crate::openai::Usage;
 use crate::pricing::{self, Price};
-use crate::request::AnswerOptions;
 use crate::return_control;
 use crate::trace::TraceSummary;
 use serde_json::Value;
-
-/// What an event adds to the answer.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Piece {
-    /// Answer text (whole UTF-8 characters only).
-    Text(String),
-    /// Citations for the answer: OpenAI annotations and the raw AWS citations.
-    Citations {
-        /// As OpenAI `url_citation` annotations.
-        annotations: Vec<Annotation>,
-        /// As AWS sent them.
-        raw: Vec<Value>,
-    },
-    /// A return of control, as tool calls.
-    ToolCalls(Vec<ToolCall>),
-    /// Output files.
-    Files(Vec<OutputFile>),
-    /// A trace step (only when the caller asked for traces).
-    Trace(Value),
-}
-
-/// Cost and usage at the end of an answer.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Outcome {
-    /// Tokens summed over every trace step.
-    pub usage: Usage,
-    /// USD.
-    pub cost: f64,
-}
 
 /// The running state of one answer.
 #[derive(Debug)]
@@ -125,8 +97,8 @@ impl AnswerState {
         Ok(out)
     }
 
-    /// Ends the answer: flushes a dangling partial character (as U+FFFD).
-    pub fn finish(&mut self) -> Vec<Piece> {
+    /// Flushes a dangling partial character (as U+FFFD).
+    fn finish_text(&mut self) -> Vec<Piece> {
         if self.utf8_carry.is_empty() {
             return vec![];
         }
@@ -134,15 +106,31 @@ impl AnswerState {
         vec![Piece::Text(rest)]
     }
 
+    /// Tool calls, a guardrail's intervention, or a plain stop.
+    pub fn finish(&self) -> Finish {
+        if self.tool_calls {
+            Finish::ToolCalls
+        } else if self.guardrail {
+            Finish::ContentFilter
+        } else {
+            Finish::Stop
+        }
+    }
+
     /// `tool_calls`, `content_filter` or `stop`.
     pub fn finish_reason(&self) -> &'static str {
-        if self.tool_calls {
-            "tool_calls"
-        } else if self.guardrail {
-            "content_filter"
-        } else {
-            "stop"
-        }
+        self.finish().as_openai()
+    }
+
+    /// The last pieces: a dangling partial character (as U+FFFD), then [`Piece::End`].
+    pub fn end(&mut self) -> Vec<Piece> {
+        let mut out = self.finish_text();
+        out.push(Piece::End(Ending {
+            finish: self.finish(),
+            outcome: self.outcome(),
+            usage_reported: true,
+        }));
+        out
     }
 
     /// Usage and cost so far.

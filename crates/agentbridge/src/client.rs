@@ -1,5 +1,6 @@
-//! The signed HTTP client: sends InvokeAgent, retries what is safe to retry, and turns the
-//! response body into a stream of [`AgentEvent`]s under the deployment's timeouts.
+//! The HTTP client every target shares: one pooled hyper client, the retry loop, AWS error
+//! responses, and the response body under the deployment's timeouts. What a call looks like
+//! (path, headers, signature) and how its body is read belong to each target.
 //!
 //! Retried (up to `num_retries`, jittered exponential backoff from 100 ms, honouring
 //! `retry-after`): connection failures (nothing reached AWS) and error statuses AWS answers
@@ -7,16 +8,8 @@
 //! retried: anything after a 200 (the agent has accepted the request and may have acted),
 //! timeouts while waiting for the answer, and client errors.
 
-use crate::answer::AnswerState;
-use crate::completion::{ChunkStream, EventStream, ResponseMeta, chunks, fold};
 use crate::deployment::Deployment;
 use crate::error::{AwsErrorKind, Error, Result};
-use crate::events;
-use crate::events::AgentEvent;
-use crate::eventstream::FrameDecoder;
-use crate::openai::{ChatCompletion, ChatRequest};
-use crate::request::{AnswerOptions, InvokeAgentRequest, to_invoke_agent};
-use crate::signing::InvokeToSign;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body as _;
@@ -24,25 +17,26 @@ use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::time::Instant;
 
 type Http = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-type Response = http::Response<Incoming>;
+/// An upstream response.
+pub type Response = http::Response<Incoming>;
 
-/// Characters kept as-is in path segments (RFC 3986 unreserved).
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+/// Characters kept as-is in URI path segments (RFC 3986 unreserved).
+pub const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
     .remove(b'.')
     .remove(b'~');
 
-/// A client for InvokeAgent: hyper's pooled HTTP/1.1 client over rustls (HTTPS, with the
+/// The upstream client: hyper's pooled HTTP/1.1 client over rustls (HTTPS, with the
 /// webpki roots) or plain TCP (a local endpoint such as the emulator). Cheap to clone (one
 /// reference count; hyper's client alone holds several); the clones share one connection pool.
 #[derive(Debug, Clone)]
@@ -74,47 +68,34 @@ impl Client {
         })
     }
 
-    /// Sends the request (retrying what is safe) and returns the agent's events.
-    pub async fn invoke(
+    /// Sends a request made by `build` (called once per attempt, so each attempt is signed
+    /// afresh), retrying what is safe up to the deployment's `num_retries`, and returns the
+    /// successful response. `what` names the call in logs.
+    pub async fn send<F, Fut>(
         &self,
         d: &Deployment,
-        req: &InvokeAgentRequest,
-    ) -> Result<(EventStream, String)> {
-        let deadline = Instant::now() + d.settings.timeouts.total;
-        let body = Bytes::from(
-            serde_json::to_vec(&req.body).map_err(|e| Error::invalid("body", e.to_string()))?,
-        );
-        let path = format!(
-            "/agents/{}/agentAliases/{}/sessions/{}/text",
-            utf8_percent_encode(&req.agent.agent_id, SEGMENT),
-            utf8_percent_encode(&req.agent.alias_id, SEGMENT),
-            utf8_percent_encode(&req.session_id, SEGMENT),
-        );
-        let url = format!("{}{}", d.endpoint, path);
-        let host = d.host.as_str();
-        // What the server sees as the path: the endpoint's own path (if any), then ours.
-        let path = &url[url.find("://").map_or(0, |i| i + 3) + host.len()..];
+        deadline: Instant,
+        what: &'static str,
+        mut build: F,
+    ) -> Result<Response>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<http::Request<Full<Bytes>>>>,
+    {
         let mut attempt = 0u32;
         loop {
-            match self
-                .send_once(d, &url, (host, path), &body, req, deadline)
-                .await
-            {
-                Ok(resp) => {
-                    let session = resp
-                        .headers()
-                        .get("x-amz-bedrock-agent-session-id")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or(&req.session_id)
-                        .to_string();
-                    return Ok((event_stream(resp, d, deadline), session));
-                }
+            let result = match build().await {
+                Ok(request) => self.send_once(d, request, deadline).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(resp) => return Ok(resp),
                 Err(e) if e.is_retryable() && attempt < d.settings.num_retries => {
                     let wait = backoff(attempt, &e);
                     if Instant::now() + wait >= deadline {
                         return Err(e);
                     }
-                    tracing::info!(attempt, wait_ms = wait.as_millis() as u64, error = %e, "retrying InvokeAgent");
+                    tracing::info!(attempt, wait_ms = wait.as_millis() as u64, error = %e, call = what, "retrying");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
@@ -126,37 +107,9 @@ impl Client {
     async fn send_once(
         &self,
         d: &Deployment,
-        url: &str,
-        (host, path): (&str, &str),
-        body: &Bytes,
-        req: &InvokeAgentRequest,
+        request: http::Request<Full<Bytes>>,
         deadline: Instant,
     ) -> Result<Response> {
-        let creds = d.credentials.get().await?;
-        let signed = d.signer.sign(
-            &creds,
-            &d.region,
-            InvokeToSign {
-                host,
-                path,
-                source_arn: req.source_arn.as_deref(),
-                body,
-            },
-            SystemTime::now(),
-        )?;
-        let mut rb = http::Request::post(url)
-            .header(http::header::HOST, host)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::ACCEPT, "application/vnd.amazon.eventstream");
-        if let Some(arn) = &req.source_arn {
-            rb = rb.header("x-amz-source-arn", arn);
-        }
-        for (k, v) in signed {
-            rb = rb.header(k, v);
-        }
-        let request = rb
-            .body(Full::new(body.clone()))
-            .map_err(|e| Error::invalid("request", e.to_string()))?;
         let wait = d
             .settings
             .timeouts
@@ -188,7 +141,7 @@ impl Client {
 }
 
 /// An error and its sources, `: `-separated (hyper's own message is terse).
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(s) = cur {
@@ -202,7 +155,8 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-async fn aws_http_error(resp: Response, wait: Duration) -> Error {
+/// An AWS error response (status, `x-amzn-ErrorType`, JSON `message`) as an [`Error::Aws`].
+pub async fn aws_http_error(resp: Response, wait: Duration) -> Error {
     let status = resp.status().as_u16();
     let header = |k: &str| {
         resp.headers()
@@ -276,13 +230,14 @@ fn backoff(attempt: u32, e: &Error) -> Duration {
     Duration::from_millis(base / 2 + rand::random_range(0..=base / 2))
 }
 
-/// The response body as agent events, under the idle and total timeouts.
+/// A response body's bytes, under the idle and total timeouts: each item is what arrived;
+/// an idle gap longer than the deployment's `stream_timeout`, or the whole call passing
+/// its `timeout`, ends the stream with [`Error::Timeout`].
 ///
 /// One timer serves both: it is armed for the earliest moment a timeout could fire and, as
 /// data only ever pushes the idle deadline later, re-armed only when it goes off early.
-struct EventBody {
+pub struct TimedBody {
     body: Incoming,
-    decoder: FrameDecoder,
     idle: Duration,
     deadline: Instant,
     last_data: Instant,
@@ -290,15 +245,29 @@ struct EventBody {
     done: bool,
 }
 
-impl EventBody {
-    fn fail(&mut self, e: Error) -> Poll<Option<Result<AgentEvent>>> {
+impl TimedBody {
+    /// `resp`'s body with `d`'s idle timeout and the call's `deadline`.
+    pub fn new(resp: Response, d: &Deployment, deadline: Instant) -> Self {
+        let now = Instant::now();
+        let idle = d.settings.timeouts.idle;
+        Self {
+            body: resp.into_body(),
+            idle,
+            deadline,
+            last_data: now,
+            timer: Box::pin(tokio::time::sleep_until((now + idle).min(deadline))),
+            done: false,
+        }
+    }
+
+    fn fail(&mut self, e: Error) -> Poll<Option<Result<Bytes>>> {
         self.done = true;
         Poll::Ready(Some(Err(e)))
     }
 }
 
-impl futures::Stream for EventBody {
-    type Item = Result<AgentEvent>;
+impl futures::Stream for TimedBody {
+    type Item = Result<Bytes>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
@@ -306,20 +275,11 @@ impl futures::Stream for EventBody {
             return Poll::Ready(None);
         }
         loop {
-            match this.decoder.next_message() {
-                Err(e) => return this.fail(e),
-                Ok(Some(msg)) => match events::decode(&msg) {
-                    Ok(Some(ev)) => return Poll::Ready(Some(Ok(ev))),
-                    Ok(None) => continue,
-                    Err(e) => return this.fail(e),
-                },
-                Ok(None) => {}
-            }
             match Pin::new(&mut this.body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    if let Some(bytes) = frame.data_ref() {
-                        this.decoder.push(bytes);
+                    if let Ok(bytes) = frame.into_data() {
                         this.last_data = Instant::now();
+                        return Poll::Ready(Some(Ok(bytes)));
                     }
                     continue;
                 }
@@ -331,10 +291,7 @@ impl futures::Stream for EventBody {
                 }
                 Poll::Ready(None) => {
                     this.done = true;
-                    return match this.decoder.finish() {
-                        Ok(()) => Poll::Ready(None),
-                        Err(e) => Poll::Ready(Some(Err(e))),
-                    };
+                    return Poll::Ready(None);
                 }
                 Poll::Pending => {}
             }
@@ -361,57 +318,6 @@ impl futures::Stream for EventBody {
                 Poll::Pending => return Poll::Pending,
             }
         }
-    }
-}
-
-fn event_stream(resp: Response, d: &Deployment, deadline: Instant) -> EventStream {
-    let now = Instant::now();
-    let idle = d.settings.timeouts.idle;
-    Box::pin(EventBody {
-        body: resp.into_body(),
-        decoder: FrameDecoder::new(d.settings.max_event_bytes),
-        idle,
-        deadline,
-        last_data: now,
-        timer: Box::pin(tokio::time::sleep_until((now + idle).min(deadline))),
-        done: false,
-    })
-}
-
-/// Events -> OpenAI, for one chat request to one deployment.
-impl Client {
-    /// Transforms, invokes, and returns the event stream with the answer state.
-    pub async fn start(
-        &self,
-        d: &Deployment,
-        chat: &ChatRequest,
-    ) -> Result<(EventStream, AnswerState)> {
-        let (req, options): (InvokeAgentRequest, AnswerOptions) =
-            to_invoke_agent(&d.settings.model, chat, &d.settings.agent_params)?;
-        let (events, session) = self.invoke(d, &req).await?;
-        Ok((events, AnswerState::new(session, options, d.settings.price)))
-    }
-
-    /// A whole `chat.completion`. `model_name` is the name the caller used.
-    pub async fn complete(
-        &self,
-        d: &Deployment,
-        chat: &ChatRequest,
-        model_name: &str,
-    ) -> Result<ChatCompletion> {
-        let (events, state) = self.start(d, chat).await?;
-        fold(ResponseMeta::new(model_name), state, events).await
-    }
-
-    /// A stream of `chat.completion.chunk`s.
-    pub async fn stream(
-        &self,
-        d: &Deployment,
-        chat: &ChatRequest,
-        model_name: &str,
-    ) -> Result<ChunkStream> {
-        let (events, state) = self.start(d, chat).await?;
-        Ok(chunks(ResponseMeta::new(model_name), state, events))
     }
 }
 

@@ -1,10 +1,15 @@
-//! Folding an agent's event stream into one `chat.completion`, and mapping it to
-//! `chat.completion.chunk`s. Both walk the same [`AnswerState`].
+//! The Chat Completions door: a chat request as the canonical [`AgentRequest`], and an
+//! [`Answer`]'s pieces as one `chat.completion` (folded) or as `chat.completion.chunk`s
+//! (streamed). Both walk the same pieces; nothing here knows which target answered.
 
-use crate::answer::{AnswerState, Outcome, Piece};
+use crate::canonical::{AgentRequest, Answer, AnswerOptions, Ending, Outcome, Piece, PieceStream};
+use crate::client::Client;
+use crate::deployment::Deployment;
 use crate::error::{Error, Result};
 use crate::events::AgentEvent;
-use crate::openai::{AssistantMessage, ChatChunk, ChatCompletion, Choice, ChunkChoice, Delta};
+use crate::openai::{
+    AssistantMessage, ChatChunk, ChatCompletion, ChatRequest, Choice, ChunkChoice, Delta,
+};
 use futures::{Stream, StreamExt};
 use serde_json::json;
 use std::collections::VecDeque;
@@ -12,8 +17,57 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-/// The agent's events as they arrive.
+/// The agent's events as they arrive (Bedrock Agents' event stream, decoded).
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<AgentEvent>> + Send>>;
+
+/// The Chat door's parse: the conversation, the options (`stream`,
+/// `stream_options.include_usage`, `include_trace`) and every other non-OpenAI field as
+/// parameters. `req.model` is left to the caller (it names the deployment).
+pub fn agent_request(req: ChatRequest) -> Result<AgentRequest> {
+    let options = AnswerOptions {
+        stream: req.stream,
+        include_usage: req.stream_options.as_ref().is_some_and(|o| o.include_usage),
+        include_trace: AgentRequest::read_include_trace(&req.extra)?,
+    };
+    Ok(AgentRequest {
+        messages: req.messages,
+        params: req.extra,
+        options,
+        context: Default::default(),
+    })
+}
+
+/// The Chat door over one deployment, for SDK users who hold a [`Deployment`].
+impl Client {
+    /// A whole `chat.completion` from `d`'s agent. `model_name` is the name the caller used.
+    pub async fn complete(
+        &self,
+        d: &Deployment,
+        chat: &ChatRequest,
+        model_name: &str,
+    ) -> Result<ChatCompletion> {
+        let req = agent_request(chat.clone())?;
+        let answer = d.invoke(self, &req).await?;
+        fold(ResponseMeta::new(model_name), answer, req.options).await
+    }
+
+    /// A stream of `chat.completion.chunk`s from `d`'s agent.
+    pub async fn stream(
+        &self,
+        d: &Deployment,
+        chat: &ChatRequest,
+        model_name: &str,
+    ) -> Result<ChunkStream> {
+        let req = agent_request(chat.clone())?;
+        let answer = d.invoke(self, &req).await?;
+        Ok(chunks(ResponseMeta::new(model_name), answer, req.options))
+    }
+}
+
+/// The error for an answer stream that stopped before its [`Piece::End`].
+pub fn missing_end() -> Error {
+    Error::Decode("the agent's answer ended without its end".into())
+}
 
 /// The fixed fields of an answer's response objects.
 #[derive(Debug, Clone)]
@@ -41,46 +95,48 @@ impl ResponseMeta {
     }
 }
 
-/// Folds the whole stream into a `chat.completion`. An exception event anywhere is an error.
+/// Folds the whole answer into a `chat.completion`. An error anywhere is the error.
 pub async fn fold(
     meta: ResponseMeta,
-    mut state: AnswerState,
-    mut events: EventStream,
+    answer: Answer,
+    options: AnswerOptions,
 ) -> Result<ChatCompletion> {
+    let Answer {
+        session_id,
+        mut pieces,
+    } = answer;
     let mut message = AssistantMessage {
         role: "assistant".into(),
         ..Default::default()
     };
     let mut text = String::new();
     let mut traces = Vec::new();
-    while let Some(event) = events.next().await {
-        for piece in state.accept(event?)? {
-            match piece {
-                Piece::Text(t) => text.push_str(&t),
-                Piece::Citations { annotations, raw } => {
-                    message.annotations.extend(annotations);
-                    message.citations.extend(raw);
-                }
-                Piece::ToolCalls(calls) => message
-                    .tool_calls
-                    .get_or_insert_with(Vec::new)
-                    .extend(calls),
-                Piece::Files(files) => message.files.extend(files),
-                Piece::Trace(t) => traces.push(t),
+    let mut ending = None;
+    while let Some(piece) = pieces.next().await {
+        match piece? {
+            Piece::Text(t) => text.push_str(&t),
+            Piece::Citations { annotations, raw } => {
+                message.annotations.extend(annotations);
+                message.citations.extend(raw);
+            }
+            Piece::ToolCalls(calls) => message
+                .tool_calls
+                .get_or_insert_with(Vec::new)
+                .extend(calls),
+            Piece::Files(files) => message.files.extend(files),
+            Piece::Trace(t) => traces.push(t),
+            Piece::End(e) => {
+                ending = Some(e);
+                break;
             }
         }
     }
-    for piece in state.finish() {
-        if let Piece::Text(t) = piece {
-            text.push_str(&t);
-        }
-    }
+    let ending: Ending = ending.ok_or_else(missing_end)?;
     message.content = if text.is_empty() && message.tool_calls.is_some() {
         None
     } else {
         Some(text)
     };
-    let outcome = state.outcome();
     Ok(ChatCompletion {
         id: meta.id,
         object: "chat.completion".into(),
@@ -89,12 +145,12 @@ pub async fn fold(
         choices: vec![Choice {
             index: 0,
             message,
-            finish_reason: state.finish_reason().into(),
+            finish_reason: ending.finish.as_openai().into(),
         }],
-        usage: outcome.usage,
-        session_id: state.session_id().to_string(),
-        trace: state.options().include_trace.then_some(traces),
-        response_cost: outcome.cost,
+        usage: ending.usage_reported.then_some(ending.outcome.usage),
+        session_id,
+        trace: options.include_trace.then_some(traces),
+        response_cost: ending.outcome.cost,
     })
 }
 
@@ -130,17 +186,27 @@ impl Stream for ChunkStream {
     }
 }
 
-struct Driver {
+/// Pieces -> `chat.completion.chunk`s, one piece at a time (no I/O): what the SDK's
+/// [`ChunkStream`] and the proxy's SSE writer both use.
+#[derive(Debug)]
+pub struct ChunkMapper {
     meta: ResponseMeta,
-    state: AnswerState,
-    events: EventStream,
-    queue: VecDeque<ChatChunk>,
+    session_id: String,
+    options: AnswerOptions,
     role_sent: bool,
-    ended: bool,
-    outcome: Arc<Mutex<Option<Outcome>>>,
 }
 
-impl Driver {
+impl ChunkMapper {
+    /// A mapper for one answer on `session_id`.
+    pub fn new(meta: ResponseMeta, session_id: String, options: AnswerOptions) -> Self {
+        Self {
+            meta,
+            session_id,
+            options,
+            role_sent: false,
+        }
+    }
+
     fn chunk(&mut self, mut delta: Delta, finish_reason: Option<String>) -> ChatChunk {
         let first = !self.role_sent;
         if first {
@@ -158,7 +224,7 @@ impl Driver {
                 finish_reason,
             }],
             usage: None,
-            session_id: first.then(|| self.state.session_id().to_string()),
+            session_id: first.then(|| self.session_id.clone()),
             trace: None,
         }
     }
@@ -176,7 +242,9 @@ impl Driver {
         }
     }
 
-    fn push(&mut self, piece: Piece) {
+    /// The chunks `piece` becomes: one per piece, and for [`Piece::End`] the finishing chunk
+    /// plus, with `include_usage` and reported usage, the usage chunk.
+    pub fn map(&mut self, piece: Piece, out: &mut impl Extend<ChatChunk>) {
         let c = match piece {
             Piece::Text(t) => self.chunk(
                 Delta {
@@ -218,31 +286,31 @@ impl Driver {
                 trace: Some(t),
                 ..self.bare()
             },
+            Piece::End(e) => {
+                let last = self.chunk(Delta::default(), Some(e.finish.as_openai().into()));
+                out.extend([last]);
+                if self.options.include_usage && e.usage_reported {
+                    out.extend([ChatChunk {
+                        usage: Some(e.outcome.usage),
+                        ..self.bare()
+                    }]);
+                }
+                return;
+            }
         };
-        self.queue.push_back(c);
+        out.extend([c]);
     }
+}
 
-    fn end(&mut self) {
-        for p in self.state.finish() {
-            self.push(p);
-        }
-        let reason = self.state.finish_reason().to_string();
-        let last = self.chunk(Delta::default(), Some(reason));
-        self.queue.push_back(last);
-        let outcome = self.state.outcome();
-        if self.state.options().include_usage {
-            let usage = ChatChunk {
-                usage: Some(outcome.usage),
-                ..self.bare()
-            };
-            self.queue.push_back(usage);
-        }
-        if let Ok(mut o) = self.outcome.lock() {
-            *o = Some(outcome);
-        }
-        self.ended = true;
-    }
+struct Driver {
+    mapper: ChunkMapper,
+    pieces: PieceStream,
+    queue: VecDeque<ChatChunk>,
+    ended: bool,
+    outcome: Arc<Mutex<Option<Outcome>>>,
+}
 
+impl Driver {
     async fn next(mut self) -> Option<(Result<ChatChunk>, Self)> {
         loop {
             if let Some(c) = self.queue.pop_front() {
@@ -255,31 +323,34 @@ impl Driver {
                 d.ended = true;
                 Some((Err(e), d))
             };
-            match self.events.next().await {
-                Some(Ok(event)) => match self.state.accept(event) {
-                    Ok(pieces) => pieces.into_iter().for_each(|p| self.push(p)),
-                    Err(e) => return failed(self, e),
-                },
+            match self.pieces.next().await {
+                Some(Ok(piece)) => {
+                    if let Piece::End(e) = &piece {
+                        self.ended = true;
+                        if let Ok(mut o) = self.outcome.lock() {
+                            *o = Some(e.outcome);
+                        }
+                    }
+                    self.mapper.map(piece, &mut self.queue);
+                }
                 Some(Err(e)) => return failed(self, e),
-                None => self.end(),
+                None => return failed(self, missing_end()),
             }
         }
     }
 }
 
-/// Maps the event stream to chunks as events arrive; nothing is collected. The first chunk
+/// Maps the answer's pieces to chunks as they arrive; nothing is collected. The first chunk
 /// with a choice carries `role` and `session_id`, the last `finish_reason`; with
-/// `include_usage` a final chunk carries `usage`. An exception event ends the stream with
-/// an `Err` item.
-pub fn chunks(meta: ResponseMeta, state: AnswerState, events: EventStream) -> ChunkStream {
+/// `include_usage` a final chunk carries `usage` (when the agent reported it). An error
+/// ends the stream with an `Err` item.
+pub fn chunks(meta: ResponseMeta, answer: Answer, options: AnswerOptions) -> ChunkStream {
     let outcome = Arc::new(Mutex::new(None));
-    let session_id = state.session_id().to_string();
+    let session_id = answer.session_id.clone();
     let driver = Driver {
-        meta,
-        state,
-        events,
+        mapper: ChunkMapper::new(meta, answer.session_id, options),
+        pieces: answer.pieces,
         queue: VecDeque::new(),
-        role_sent: false,
         ended: false,
         outcome: Arc::clone(&outcome),
     };

@@ -1,6 +1,6 @@
 use super::*;
+use crate::canonical::{Finish, Outcome};
 use crate::error::AwsErrorKind;
-use crate::request::AnswerOptions;
 
 fn events(items: Vec<Result<AgentEvent>>) -> EventStream {
     Box::pin(futures::stream::iter(items))
@@ -28,24 +28,36 @@ fn throttled() -> Result<AgentEvent> {
     })
 }
 
-fn state(stream: bool, include_usage: bool) -> AnswerState {
-    AnswerState::new(
-        "sess".into(),
-        AnswerOptions {
-            stream,
-            include_usage,
-            include_trace: false,
-        },
-        None,
-    )
+fn opts(stream: bool, include_usage: bool) -> AnswerOptions {
+    AnswerOptions {
+        stream,
+        include_usage,
+        include_trace: false,
+    }
+}
+
+/// A Bedrock Agents answer on session `sess` made of these events.
+fn answer(o: AnswerOptions, items: Vec<Result<AgentEvent>>) -> Answer {
+    crate::bedrock_agent::answer("sess".into(), o, None, events(items))
+}
+
+/// An answer made of these pieces directly (as any target could send them).
+fn pieces(items: Vec<Piece>) -> Answer {
+    Answer {
+        session_id: "s".into(),
+        pieces: Box::pin(futures::stream::iter(items.into_iter().map(Ok))),
+    }
 }
 
 #[tokio::test]
 async fn fold_concatenates_chunks_and_sums_usage() {
     let c = fold(
         ResponseMeta::new("my-agent"),
-        state(false, false),
-        events(vec![usage(), chunk("Hello"), chunk(" world"), usage()]),
+        answer(
+            opts(false, false),
+            vec![usage(), chunk("Hello"), chunk(" world"), usage()],
+        ),
+        opts(false, false),
     )
     .await
     .unwrap();
@@ -53,7 +65,7 @@ async fn fold_concatenates_chunks_and_sums_usage() {
     assert_eq!(c.object, "chat.completion");
     assert_eq!(c.choices[0].message.content.as_deref(), Some("Hello world"));
     assert_eq!(c.choices[0].finish_reason, "stop");
-    assert_eq!(c.usage.total_tokens, 30);
+    assert_eq!(c.usage.map(|u| u.total_tokens), Some(30));
     assert_eq!(c.session_id, "sess");
     assert!(c.trace.is_none());
 }
@@ -62,8 +74,8 @@ async fn fold_concatenates_chunks_and_sums_usage() {
 async fn fold_fails_on_an_exception_event() {
     let e = fold(
         ResponseMeta::new("m"),
-        state(false, false),
-        events(vec![chunk("partial"), throttled()]),
+        answer(opts(false, false), vec![chunk("partial"), throttled()]),
+        opts(false, false),
     )
     .await
     .unwrap_err();
@@ -74,8 +86,8 @@ async fn fold_fails_on_an_exception_event() {
 async fn chunks_carry_role_first_finish_last_and_one_id() {
     let s = chunks(
         ResponseMeta::new("m"),
-        state(true, true),
-        events(vec![usage(), chunk("a"), chunk("b")]),
+        answer(opts(true, true), vec![usage(), chunk("a"), chunk("b")]),
+        opts(true, true),
     );
     let handle = s.outcome_handle();
     let out: Vec<ChatChunk> = s.map(|c| c.unwrap()).collect().await;
@@ -101,8 +113,11 @@ async fn chunks_carry_role_first_finish_last_and_one_id() {
 async fn midstream_exception_ends_stream_with_an_error_not_a_stop() {
     let s = chunks(
         ResponseMeta::new("m"),
-        state(true, false),
-        events(vec![chunk("a"), throttled(), chunk("never")]),
+        answer(
+            opts(true, false),
+            vec![chunk("a"), throttled(), chunk("never")],
+        ),
+        opts(true, false),
     );
     let out: Vec<Result<ChatChunk>> = s.collect().await;
     assert_eq!(out.len(), 2);
@@ -122,10 +137,14 @@ async fn return_of_control_streams_tool_calls() {
         json!({"invocationId": "i", "invocationInputs": [
         {"functionInvocationInput": {"actionGroup": "g", "function": "f", "parameters": []}}]}),
     ));
-    let out: Vec<ChatChunk> = chunks(ResponseMeta::new("m"), state(true, false), events(vec![rc]))
-        .map(|c| c.unwrap())
-        .collect()
-        .await;
+    let out: Vec<ChatChunk> = chunks(
+        ResponseMeta::new("m"),
+        answer(opts(true, false), vec![rc]),
+        opts(true, false),
+    )
+    .map(|c| c.unwrap())
+    .collect()
+    .await;
     let calls = out[0].choices[0].delta.tool_calls.as_ref().unwrap();
     assert_eq!(calls[0]["index"], 0);
     assert_eq!(calls[0]["function"]["name"], "g__f");
@@ -133,4 +152,53 @@ async fn return_of_control_streams_tool_calls() {
         out.last().unwrap().choices[0].finish_reason.as_deref(),
         Some("tool_calls")
     );
+}
+
+#[tokio::test]
+async fn unreported_usage_is_left_out_not_invented() {
+    let end = Piece::End(Ending {
+        finish: Finish::Stop,
+        outcome: Outcome::default(),
+        usage_reported: false,
+    });
+    let c = fold(
+        ResponseMeta::new("m"),
+        pieces(vec![Piece::Text("hi".into()), end.clone()]),
+        opts(false, false),
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.usage, None);
+    assert!(!serde_json::to_string(&c).unwrap().contains("usage"));
+    let out: Vec<ChatChunk> = chunks(
+        ResponseMeta::new("m"),
+        pieces(vec![Piece::Text("hi".into()), end]),
+        opts(true, true),
+    )
+    .map(|c| c.unwrap())
+    .collect()
+    .await;
+    assert_eq!(out.len(), 2, "text and finish, no usage chunk: {out:?}");
+    assert!(out.iter().all(|c| c.usage.is_none()));
+}
+
+#[tokio::test]
+async fn an_answer_without_its_end_is_an_error_on_both_paths() {
+    let e = fold(
+        ResponseMeta::new("m"),
+        pieces(vec![Piece::Text("cut".into())]),
+        opts(false, false),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.status_code(), 502);
+    let out: Vec<Result<ChatChunk>> = chunks(
+        ResponseMeta::new("m"),
+        pieces(vec![Piece::Text("cut".into())]),
+        opts(true, false),
+    )
+    .collect()
+    .await;
+    assert!(out[0].is_ok());
+    assert!(matches!(out.last(), Some(Err(Error::Decode(_)))));
 }

@@ -1,12 +1,14 @@
-//! A deployment: one agent alias with its endpoint, region, credentials, fixed agent
+//! A deployment: one agent (a [`Target`]) with its endpoint, region, credentials, fixed agent
 //! parameters, prices, timeouts and retries. Parsed from LiteLLM's `litellm_params` names.
 
+use crate::canonical::{AgentRequest, Answer};
+use crate::client::Client;
 use crate::credentials::{AwsAuth, CredentialCache};
 use crate::error::{Error, Result};
 use crate::eventstream::DEFAULT_MAX_FRAME_BYTES;
-use crate::model::AgentModel;
 use crate::params::is_deployment_param;
 use crate::pricing::Price;
+use crate::target::{self, Target};
 use aws_config::Region;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
@@ -47,8 +49,8 @@ pub struct ParamError {
 /// A deployment's settings, parsed without I/O.
 #[derive(Debug, Clone)]
 pub struct DeploymentSettings {
-    /// The agent.
-    pub model: AgentModel,
+    /// The agent: which service, which agent, and the settings of that service's own.
+    pub target: Arc<dyn Target>,
     /// `aws_region_name`; otherwise `AWS_REGION`, `AWS_DEFAULT_REGION` or the profile.
     pub region: Option<String>,
     /// `api_base` or `aws_bedrock_runtime_endpoint`; otherwise `AWS_BEDROCK_RUNTIME_ENDPOINT`
@@ -66,6 +68,9 @@ pub struct DeploymentSettings {
     pub num_retries: u32,
     /// `max_event_bytes`: cap on one event-stream frame.
     pub max_event_bytes: usize,
+    /// `user_token_header`: a request header whose value is the end user's own OAuth token,
+    /// sent to targets that take one (AgentCore Runtime) as `Authorization: Bearer`.
+    pub user_token_header: Option<String>,
 }
 
 impl DeploymentSettings {
@@ -81,13 +86,8 @@ impl DeploymentSettings {
                 message,
             })
         };
-        let agent = match AgentModel::parse(model) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                err("model", e.to_string());
-                None
-            }
-        };
+        let mut target_errors = Vec::new();
+        let agent = target::parse(model, params, &mut target_errors);
         let string = |key: &str, err: &mut dyn FnMut(&str, String)| match params.get(key) {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
@@ -157,6 +157,21 @@ impl DeploymentSettings {
             );
         }
         let region = string("aws_region_name", &mut err);
+        let user_token_header =
+            string("user_token_header", &mut err).map(|h| h.to_ascii_lowercase());
+        if let Some(h) = &user_token_header
+            && (h.is_empty()
+                || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                || ["authorization", "x-api-key", "x-litellm-api-key", "api-key"]
+                    .contains(&h.as_str()))
+        {
+            err(
+                "user_token_header",
+                format!(
+                    "expected an HTTP header name other than the gateway's own key headers, got {h:?}"
+                ),
+            );
+        }
         let price = match (
             number("input_cost_per_token", &mut err),
             number("output_cost_per_token", &mut err),
@@ -213,9 +228,10 @@ impl DeploymentSettings {
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        errors.extend(target_errors);
         match agent {
-            Some(model) if errors.is_empty() => Ok(Self {
-                model,
+            Some(target) if errors.is_empty() => Ok(Self {
+                target,
                 region,
                 endpoint,
                 auth,
@@ -224,6 +240,7 @@ impl DeploymentSettings {
                 timeouts,
                 num_retries,
                 max_event_bytes,
+                user_token_header,
             }),
             _ => Err(errors),
         }
@@ -240,17 +257,16 @@ pub struct Deployment {
     /// Base URL, no trailing slash.
     pub endpoint: String,
     /// `host[:port]` of the endpoint, as sent and signed in the Host header.
-    pub(crate) host: String,
-    pub(crate) credentials: Arc<CredentialCache>,
-    /// Signs its requests, caching the day's signing key.
-    pub(crate) signer: crate::signing::InvokeSigner,
+    pub host: String,
+    /// The credentials, cached and refreshed before they expire.
+    pub credentials: Arc<CredentialCache>,
 }
 
 impl Deployment {
     /// Resolves region, endpoint and the credentials provider.
     pub async fn new(settings: DeploymentSettings) -> Result<Self> {
-        let region = match &settings.region {
-            Some(r) => r.clone(),
+        let region = match settings.region.as_deref().or(settings.target.region()) {
+            Some(r) => r.to_string(),
             None => aws_config::default_provider::region::DefaultRegionChain::builder()
                 .build()
                 .region()
@@ -271,7 +287,7 @@ impl Deployment {
                     .ok()
                     .filter(|e| !e.is_empty())
             })
-            .unwrap_or_else(|| format!("https://bedrock-agent-runtime.{region}.amazonaws.com"))
+            .unwrap_or_else(|| settings.target.default_endpoint(&region))
             .trim_end_matches('/')
             .to_string();
         let credentials = CredentialCache::new(&settings.auth, Region::new(region.clone())).await?;
@@ -281,8 +297,12 @@ impl Deployment {
             host: host_of(&endpoint),
             endpoint,
             credentials,
-            signer: crate::signing::InvokeSigner::new(),
         })
+    }
+
+    /// Sends `req` to this deployment's agent and returns its answer.
+    pub async fn invoke(&self, http: &Client, req: &AgentRequest) -> Result<Answer> {
+        self.settings.target.invoke(self, http, req).await
     }
 }
 

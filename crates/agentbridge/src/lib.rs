@@ -1,13 +1,14 @@
 //! # agentbridge
 //!
-//! Call Amazon Bedrock Agents in the OpenAI Chat Completions format. This crate is the SDK:
-//! the OpenAI and InvokeAgent types, the pure transforms between them, the SigV4-signed
-//! client, the event-stream decoder and the pricing table. It has no server code (that is
-//! `agentbridge-proxy`).
+//! Call AWS agents (Amazon Bedrock Agents today) in the OpenAI Chat Completions format. This
+//! crate is the SDK: the canonical request and answer ([`canonical`]), the targets that call
+//! agent services ([`target`]: [`bedrock_agent`]), the Chat Completions door
+//! ([`completion`], [`openai`]), the SigV4-signed client, the event-stream decoder and the
+//! pricing table. It has no server code (that is `agentbridge-proxy`).
 //!
-//! Data flows one way: [`ChatRequest`] -> [`request::to_invoke_agent`] -> [`Client::invoke`]
-//! (signed POST, event-stream body) -> [`AgentEvent`]s -> [`answer::AnswerState`] ->
-//! [`ChatCompletion`] (folded) or [`ChatChunk`]s (streamed).
+//! Data flows one way: [`ChatRequest`] -> [`completion::agent_request`] -> [`AgentRequest`]
+//! -> [`Deployment::invoke`] (the deployment's [`Target`]: signed call, response decoded)
+//! -> [`Answer`] ([`Piece`]s) -> [`ChatCompletion`] (folded) or [`ChatChunk`]s (streamed).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), agentbridge::Error> {
@@ -24,6 +25,8 @@
 //! ```
 
 pub mod answer;
+pub mod bedrock_agent;
+pub mod canonical;
 pub mod citations;
 pub mod client;
 pub mod completion;
@@ -40,8 +43,10 @@ pub mod pricing;
 pub mod request;
 pub mod return_control;
 pub mod signing;
+pub mod target;
 pub mod trace;
 
+pub use canonical::{AgentRequest, Answer, Piece};
 pub use client::Client;
 pub use completion::ChunkStream;
 pub use deployment::{Deployment, DeploymentSettings, Timeouts};
@@ -49,6 +54,7 @@ pub use error::{AwsErrorKind, Error, Result};
 pub use events::AgentEvent;
 pub use model::AgentModel;
 pub use openai::{ChatChunk, ChatCompletion, ChatRequest, Message};
+pub use target::Target;
 
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -106,14 +112,18 @@ async fn deployment_for(req: &mut ChatRequest) -> Result<Arc<Deployment>> {
 /// goes to the agent. The cost is [`ChatCompletion::response_cost`].
 pub async fn completion(mut req: ChatRequest) -> Result<ChatCompletion> {
     let d = deployment_for(&mut req).await?;
-    let name = req.model.clone();
-    shared_client()?.complete(&d, &req, &name).await
+    let meta = completion::ResponseMeta::new(std::mem::take(&mut req.model));
+    let req = completion::agent_request(req)?;
+    let answer = d.invoke(&shared_client()?, &req).await?;
+    completion::fold(meta, answer, req.options).await
 }
 
 /// Like [`completion`], streamed: chunks arrive as the agent sends them.
 pub async fn completion_stream(mut req: ChatRequest) -> Result<ChunkStream> {
     req.stream = true;
     let d = deployment_for(&mut req).await?;
-    let name = req.model.clone();
-    shared_client()?.stream(&d, &req, &name).await
+    let meta = completion::ResponseMeta::new(std::mem::take(&mut req.model));
+    let req = completion::agent_request(req)?;
+    let answer = d.invoke(&shared_client()?, &req).await?;
+    Ok(completion::chunks(meta, answer, req.options))
 }

@@ -221,8 +221,10 @@ pub struct ChatCompletion {
     pub model: String,
     /// One choice.
     pub choices: Vec<Choice>,
-    /// Tokens summed over every trace step.
-    pub usage: Usage,
+    /// Tokens summed over every model call the agent reported (absent when the agent
+    /// reports none: no invented counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
     /// The agent session used; send it back as `session_id` to continue.
     pub session_id: String,
     /// The agent's trace steps, when the request asked for them (`include_trace`).

@@ -40,7 +40,13 @@ pub const OPENAI_PARAMS: &[&str] = &[
 ];
 
 /// The gateway's own request options, consumed by it and never sent to AWS.
-pub const GATEWAY_PARAMS: &[&str] = &["session_id", "sessionID", "sessionId", "include_trace"];
+pub const GATEWAY_PARAMS: &[&str] = &[
+    "session_id",
+    "sessionID",
+    "sessionId",
+    "runtimeSessionId",
+    "include_trace",
+];
 
 /// Deployment settings (LiteLLM `litellm_params` names): endpoint, credentials, timeouts,
 /// prices. They come from the config (proxy) or the caller (SDK) and never reach the agent.
@@ -59,6 +65,7 @@ pub const DEPLOYMENT_PARAMS: &[&str] = &[
     "custom_llm_provider",
     "drop_params",
     "max_event_bytes",
+    "user_token_header",
 ];
 
 /// InvokeAgent members the gateway sets itself (URI members and `enableTrace`).
@@ -67,7 +74,10 @@ pub const CONTROLLED_MEMBERS: &[&str] = &["agentId", "agentAliasId", "enableTrac
 /// Whether `key` is a deployment setting (credentials included): never an agent parameter,
 /// and through the proxy never accepted from a request.
 pub fn is_deployment_param(key: &str) -> bool {
-    key.starts_with("aws_") || key.starts_with("litellm_") || DEPLOYMENT_PARAMS.contains(&key)
+    key.starts_with("aws_")
+        || key.starts_with("litellm_")
+        || DEPLOYMENT_PARAMS.contains(&key)
+        || crate::target::is_target_setting(key)
 }
 
 /// Whether `key` goes to the agent as an InvokeAgent parameter.

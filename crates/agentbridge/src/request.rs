@@ -11,9 +11,10 @@
 //! - Every other non-OpenAI parameter passes through to the body; deployment-level extras
 //!   (config `litellm_params`) come first and the request's own override them.
 
+use crate::canonical::AgentRequest;
 use crate::error::{Error, Result};
 use crate::model::{AgentModel, is_session_id};
-use crate::openai::{ChatRequest, Message};
+use crate::openai::Message;
 use crate::params::{GATEWAY_PARAMS, is_agent_param};
 use crate::return_control::ToolCallRef;
 use serde_json::{Map, Value, json};
@@ -34,24 +35,15 @@ pub struct InvokeAgentRequest {
     pub source_arn: Option<String>,
 }
 
-/// How the caller wants the answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct AnswerOptions {
-    /// Stream chunks.
-    pub stream: bool,
-    /// Add a usage chunk at the end of a stream.
-    pub include_usage: bool,
-    /// Return the agent's trace steps.
-    pub include_trace: bool,
-}
+pub use crate::canonical::AnswerOptions;
 
 /// Builds the InvokeAgent request for `req` addressed to `agent`. `deployment_extras` are the
 /// deployment's fixed agent parameters (e.g. `invocationId` in the config).
 pub fn to_invoke_agent(
     agent: &AgentModel,
-    req: &ChatRequest,
+    req: &AgentRequest,
     deployment_extras: &Map<String, Value>,
-) -> Result<(InvokeAgentRequest, AnswerOptions)> {
+) -> Result<InvokeAgentRequest> {
     if req.messages.is_empty() {
         return Err(Error::invalid(
             "messages",
@@ -72,23 +64,10 @@ pub fn to_invoke_agent(
             ));
         }
     }
-    let options = AnswerOptions {
-        stream: req.stream,
-        include_usage: req.stream_options.as_ref().is_some_and(|o| o.include_usage),
-        include_trace: match req.extra.get("include_trace") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => {
-                return Err(Error::invalid(
-                    "include_trace",
-                    "include_trace must be a boolean",
-                ));
-            }
-        },
-    };
+    let options = req.options;
 
     let mut body = Map::new();
-    for (k, v) in deployment_extras.iter().chain(req.extra.iter()) {
+    for (k, v) in deployment_extras.iter().chain(req.params.iter()) {
         if is_agent_param(k) {
             body.insert(k.clone(), v.clone());
         }
@@ -214,15 +193,12 @@ pub fn to_invoke_agent(
         }
     }
 
-    Ok((
-        InvokeAgentRequest {
-            agent: agent.clone(),
-            session_id,
-            body,
-            source_arn,
-        },
-        options,
-    ))
+    Ok(InvokeAgentRequest {
+        agent: agent.clone(),
+        session_id,
+        body,
+        source_arn,
+    })
 }
 
 /// A fresh session id (a UUID, which matches the API model's session id pattern).
@@ -230,9 +206,12 @@ pub fn new_session_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn pinned_session(req: &ChatRequest) -> Result<Option<String>> {
-    for key in GATEWAY_PARAMS.iter().filter(|k| k.starts_with("session")) {
-        match req.extra.get(*key) {
+fn pinned_session(req: &AgentRequest) -> Result<Option<String>> {
+    for key in GATEWAY_PARAMS
+        .iter()
+        .filter(|k| k.starts_with("session") || k.starts_with("runtimeSession"))
+    {
+        match req.params.get(*key) {
             None | Some(Value::Null) => {}
             Some(Value::String(s)) if is_session_id(s) => return Ok(Some(s.clone())),
             Some(_) => {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::openai::ChatRequest;
 use crate::return_control::tool_calls;
 
 fn agent() -> AgentModel {
@@ -10,7 +11,16 @@ fn req(v: Value) -> ChatRequest {
 }
 
 fn build(v: Value) -> Result<(InvokeAgentRequest, AnswerOptions)> {
-    to_invoke_agent(&agent(), &req(v), &Map::new())
+    build_with(v, &Map::new())
+}
+
+/// Through the Chat door's parse (which reads the options), then the transform.
+fn build_with(
+    v: Value,
+    extras: &Map<String, Value>,
+) -> Result<(InvokeAgentRequest, AnswerOptions)> {
+    let a = crate::completion::agent_request(req(v))?;
+    Ok((to_invoke_agent(&agent(), &a, extras)?, a.options))
 }
 
 #[test]
@@ -58,12 +68,11 @@ fn custom_params_pass_through_and_gateway_params_do_not() {
     extras.insert("invocationId".into(), json!("from-config"));
     extras.insert("memoryId".into(), json!("mem-1"));
     extras.insert("aws_access_key_id".into(), json!("AKIA..."));
-    let (r, o) = to_invoke_agent(
-        &agent(),
-        &req(json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+    let (r, o) = build_with(
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
             "invocationId": "my-test-invocation-id", "temperature": 0.2, "session_id": "sess-42",
             "include_trace": true, "api_base": "http://evil", "sessionState": {"sessionAttributes": {"k": "v"}},
-            "promptCreationConfigurations": {"previousConversationTurnsToInclude": 2}})),
+            "promptCreationConfigurations": {"previousConversationTurnsToInclude": 2}}),
         &extras,
     )
     .unwrap();

@@ -46,18 +46,19 @@ async fn completion_sums_usage_over_every_trace_step_and_prices_it() {
         .await
         .unwrap();
     let text = c.choices[0].message.content.clone().unwrap();
+    let usage = c.usage.unwrap();
     assert_eq!(
         text,
         "Emulated agent L1RT58GYRW (alias MFPSBCXYTW) received: one two"
     );
     assert_eq!(c.model, "my-agent");
     // Emulator: pre (200+words, 25), orchestration (600+2*words, len/4+10), post (150, 30).
-    assert_eq!(c.usage.prompt_tokens, 202 + 604 + 150);
+    assert_eq!(usage.prompt_tokens, 202 + 604 + 150);
     assert_eq!(
-        c.usage.completion_tokens,
+        usage.completion_tokens,
         25 + (text.len() as u64 / 4 + 10) + 30
     );
-    let expected = c.usage.prompt_tokens as f64 * 3e-6 + c.usage.completion_tokens as f64 * 15e-6;
+    let expected = usage.prompt_tokens as f64 * 3e-6 + usage.completion_tokens as f64 * 15e-6;
     assert!((c.response_cost - expected).abs() < 1e-12);
 }
 

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failure is a failed test
 
-use agentbridge::answer::AnswerState;
+use agentbridge::bedrock_agent::answer;
 use agentbridge::completion::{EventStream, ResponseMeta, chunks, fold};
 use agentbridge::events;
 use agentbridge::eventstream::FrameDecoder;
@@ -87,21 +87,19 @@ async fn fixtures_fold_and_stream_into_the_stored_openai_json() {
             include_usage: true,
             include_trace: false,
         };
-        let state = AnswerState::new("golden-session".into(), options, None);
         let completion = fold(
             ResponseMeta::new("bedrock-agent-1"),
-            state,
-            events_of(&bytes),
+            answer("golden-session".into(), options, None, events_of(&bytes)),
+            options,
         )
         .await
         .unwrap();
         let got = blank(serde_json::to_value(&completion).unwrap());
 
-        let state = AnswerState::new("golden-session".into(), options, None);
         let streamed: Vec<Value> = chunks(
             ResponseMeta::new("bedrock-agent-1"),
-            state,
-            events_of(&bytes),
+            answer("golden-session".into(), options, None, events_of(&bytes)),
+            options,
         )
         .map(|c| blank(serde_json::to_value(c.unwrap()).unwrap()))
         .collect()

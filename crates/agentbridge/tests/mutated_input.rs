@@ -99,7 +99,7 @@ fn decode_and_build(data: &[u8], piece: usize, stream: bool) -> Option<(String, 
         }
     }
     decoder.finish().ok()?;
-    keep(state.finish());
+    keep(state.end());
     Some((text, state.outcome().usage.total_tokens))
 }
 
@@ -108,10 +108,12 @@ fn parse_and_transform(data: &[u8]) {
         return;
     };
     let agent = AgentModel::parse("bedrock/agent/L1RT58GYRW/MFPSBCXYTW").unwrap();
-    if let Ok((invoke, _)) = to_invoke_agent(&agent, &req, &serde_json::Map::new()) {
+    let _ = AgentModel::parse(&req.model);
+    if let Ok(req) = agentbridge::completion::agent_request(req)
+        && let Ok(invoke) = to_invoke_agent(&agent, &req, &serde_json::Map::new())
+    {
         serde_json::to_vec(&invoke.body).unwrap();
     }
-    let _ = AgentModel::parse(&req.model);
 }
 
 #[test]
@@ -126,6 +128,7 @@ fn the_unmutated_inputs_are_accepted() {
     }
     let req: ChatRequest = serde_json::from_slice(REQUEST).unwrap();
     let agent = AgentModel::parse(&req.model).unwrap();
+    let req = agentbridge::completion::agent_request(req).unwrap();
     to_invoke_agent(&agent, &req, &serde_json::Map::new()).unwrap();
 }
 

@@ -1,0 +1,267 @@
+//! The doors: each API format the gateway serves, over one shared request path.
+//!
+//! A [`Door`] parses its format into the canonical [`AgentRequest`] and renders the answer's
+//! pieces as its JSON ([`Door::complete`]) or its stream ([`Door::encoder`]), and shapes its
+//! own errors ([`Door::error_response`]). Everything else is [`serve`], the same for every
+//! door: authentication, the concurrency limit, the body limit, the key's checks, the call
+//! through the gateway's router, response headers, and charging the key once the answer is
+//! complete. A door never knows which target answered.
+//!
+//! Adding a door is a module here and a route in [`crate::Handler`] / [`crate::app`].
+
+pub mod chat;
+
+use crate::error::{ProxyError, Result};
+use crate::keys::Caller;
+use crate::sse::{self, OutcomeHandle, SseEncoder};
+use crate::state::AppState;
+use agentbridge::canonical::{AgentRequest, Answer, Outcome, Piece};
+use axum::body::Body;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::Response;
+use futures::StreamExt;
+use std::future::Future;
+use std::sync::Arc;
+use tracing::Instrument;
+
+/// What a door's parse yields.
+#[derive(Debug)]
+pub struct Parsed<C> {
+    /// The model name the client asked for (a `model_name` of the config).
+    pub model: String,
+    /// The canonical request.
+    pub request: AgentRequest,
+    /// What the door keeps for its response (ids, echoed fields).
+    pub ctx: C,
+}
+
+/// The fixed facts of one answer, for the door's rendering.
+#[derive(Debug, Clone)]
+pub struct AnswerMeta {
+    /// The gateway's request id (`x-request-id`).
+    pub request_id: String,
+    /// The model name the client used.
+    pub model: String,
+    /// Unix seconds.
+    pub created: u64,
+}
+
+/// A non-streamed answer, rendered.
+#[derive(Debug)]
+pub struct Completed {
+    /// The JSON body.
+    pub body: Vec<u8>,
+    /// Usage and cost, for spend and headers.
+    pub outcome: Outcome,
+}
+
+/// An API format.
+pub trait Door: Send + Sync + 'static {
+    /// The door's name in logs (`chat`, `responses`, `messages`).
+    const NAME: &'static str;
+    /// What the door keeps from parse to response.
+    type Ctx: Send + 'static;
+    /// The door's stream writer.
+    type Encoder: SseEncoder;
+
+    /// Parses the request body (headers for door-specific ones) into the canonical request.
+    fn parse(body: &[u8], headers: &HeaderMap) -> Result<Parsed<Self::Ctx>>;
+
+    /// Folds the whole answer into the door's JSON.
+    fn complete(
+        ctx: Self::Ctx,
+        meta: AnswerMeta,
+        request: &AgentRequest,
+        answer: Answer,
+    ) -> impl Future<Output = agentbridge::Result<Completed>> + Send;
+
+    /// The writer for a streamed answer on `session_id`.
+    fn encoder(
+        ctx: Self::Ctx,
+        meta: AnswerMeta,
+        request: &AgentRequest,
+        session_id: &str,
+    ) -> Self::Encoder;
+
+    /// The door's error response (status, headers and its error JSON).
+    fn error_response(e: ProxyError) -> Response;
+}
+
+// Response header names, parsed at compile time rather than on every insert.
+const RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
+const KEY_SPEND: HeaderName = HeaderName::from_static("x-litellm-key-spend");
+const SESSION_ID: HeaderName = HeaderName::from_static("x-agentbridge-session-id");
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const DEPLOYMENT: HeaderName = HeaderName::from_static("x-agentbridge-deployment");
+const ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+
+fn header(v: impl AsRef<str>) -> Option<HeaderValue> {
+    HeaderValue::from_str(v.as_ref()).ok()
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Serves one request through door `D`: authenticates, then answers (errors in `D`'s shape).
+pub async fn serve<D: Door>(state: AppState, headers: HeaderMap, body: Body) -> Response {
+    let caller = match crate::routes::identify(&state.gw, &headers).await {
+        Ok(c) => c,
+        Err(e) => return D::error_response(e),
+    };
+    serve_as::<D>(state, caller, headers, body).await
+}
+
+/// Like [`serve`], for a caller already identified (the router's middleware did it).
+pub async fn serve_as<D: Door>(
+    state: AppState,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match answer::<D>(state, caller, headers, body).await {
+        Ok(r) => r,
+        Err(e) => D::error_response(e),
+    }
+}
+
+async fn answer<D: Door>(
+    AppState { gw, client }: AppState,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let permit = Arc::clone(&gw.inflight)
+        .try_acquire_owned()
+        .map_err(|_| ProxyError::Overloaded(gw.server.max_concurrent_requests))?;
+    let bytes = crate::routes::read_body(body, gw.server.max_body_bytes).await?;
+    let Parsed {
+        model,
+        mut request,
+        ctx,
+    } = D::parse(&bytes, &headers)?;
+    let pool = gw.pool(&model).ok_or_else(|| ProxyError::ModelNotFound {
+        model: model.clone(),
+        served: gw.model_names(),
+    })?;
+    request.context = crate::routes::call_context(&headers, pool);
+    let key = match (&caller, &gw.keys) {
+        (Caller::Key(rec), Some(keys)) => {
+            keys.admit(rec, &model).await?;
+            Some((Arc::clone(keys), Arc::clone(rec)))
+        }
+        _ => None,
+    };
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let meta = AnswerMeta {
+        request_id: request_id.clone(),
+        model: model.clone(),
+        created: now_secs(),
+    };
+    let span = tracing::info_span!("request", door = D::NAME, request_id = %request_id, model = %model, stream = request.options.stream, session = tracing::field::Empty);
+
+    async move {
+        let (answer, deployment) = pool.invoke(&client, &request).await?;
+        tracing::Span::current().record("session", answer.session_id.as_str());
+        let session = answer.session_id.clone();
+        let mut common = HeaderMap::new();
+        if let Some(v) = header(&session) {
+            common.insert(SESSION_ID, v);
+        }
+        if let Some(v) = header(&request_id) {
+            common.insert(REQUEST_ID, v);
+        }
+        if let Some(v) = header(&deployment) {
+            common.insert(DEPLOYMENT, v);
+        }
+        if !request.options.stream {
+            let done = D::complete(ctx, meta, &request, answer).await?;
+            tracing::info!(
+                tokens = done.outcome.usage.total_tokens,
+                cost = done.outcome.cost,
+                "completed"
+            );
+            let mut r = Response::new(Body::from(done.body));
+            let h = r.headers_mut();
+            h.extend(common);
+            h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            if let Some(v) = header(done.outcome.cost.to_string()) {
+                h.insert(RESPONSE_COST, v);
+            }
+            if let Some((keys, rec)) = &key {
+                let spend = keys.charge(rec, &model, &request_id, done.outcome).await;
+                if let Some(v) = header(spend.to_string()) {
+                    r.headers_mut().insert(KEY_SPEND, v);
+                }
+            }
+            drop(permit);
+            return Ok(r);
+        }
+        let Answer {
+            session_id,
+            mut pieces,
+        } = answer;
+        // Wait for the first piece: an error before any output is still an HTTP error (and
+        // still retryable by the client), not an in-band event.
+        let first: Option<agentbridge::Result<Piece>> = pieces.next().await;
+        let first = match first {
+            Some(Err(e)) => return Err(e.into()),
+            other => other,
+        };
+        let encoder = D::encoder(ctx, meta, &request, &session_id);
+        let outcome = OutcomeHandle::default();
+        let charge = key.map(|(keys, rec)| ChargeOnEnd {
+            keys,
+            rec,
+            model,
+            request_id,
+            outcome: Arc::clone(&outcome),
+        });
+        let stream = futures::stream::iter(first).chain(pieces);
+        let body = sse::body(stream, encoder, outcome).map(move |b| {
+            let _held = (&permit, &charge);
+            b
+        });
+        let mut r = Response::new(Body::from_stream(body));
+        let h = r.headers_mut();
+        h.extend(common);
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        h.insert(ACCEL_BUFFERING, HeaderValue::from_static("no"));
+        Ok(r)
+    }
+    .instrument(span)
+    .await
+}
+
+/// Charges a key for a streamed answer when its body is dropped (finished, failed or
+/// cancelled), with the usage the agent reported up to then.
+struct ChargeOnEnd {
+    keys: Arc<crate::keys::Keys>,
+    rec: Arc<crate::keys::record::KeyRecord>,
+    model: String,
+    request_id: String,
+    outcome: OutcomeHandle,
+}
+
+impl Drop for ChargeOnEnd {
+    fn drop(&mut self) {
+        let Some(outcome) = self.outcome.lock().ok().and_then(|o| *o) else {
+            return;
+        };
+        let (keys, rec, model, id) = (
+            Arc::clone(&self.keys),
+            Arc::clone(&self.rec),
+            std::mem::take(&mut self.model),
+            std::mem::take(&mut self.request_id),
+        );
+        let home = keys.home().clone();
+        home.spawn(async move {
+            keys.charge(&rec, &model, &id, outcome).await;
+        });
+    }
+}

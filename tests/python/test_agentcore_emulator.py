@@ -291,3 +291,15 @@ def test_forward_mode_reports_an_agent_failure_as_runtime_client_error(agentcore
         c.invoke_agent_runtime(agentRuntimeArn=stack.runtime_arn, runtimeSessionId=SESSION, payload=b"not json")
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 424
     assert "Received error (400) from runtime" in e.value.response["Error"]["Message"]
+
+
+def test_a_runtime_can_be_configured_for_oauth_by_id():
+    listed = runtime_arn("listed_agent")
+    e = start_emulator(extra=["--agentcore-oauth-runtime", "listed_agent-AbCdE12345"])
+    try:
+        assert invoke(bearer_client(e.url, BEARER_TOKEN), "hi", arn=listed)["statusCode"] == 200
+        c = client(e.url)
+        with pytest.raises(c.exceptions.AccessDeniedException):
+            invoke(c, "hi", arn=listed)
+    finally:
+        e.stop()

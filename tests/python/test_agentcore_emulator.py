@@ -303,3 +303,14 @@ def test_a_runtime_can_be_configured_for_oauth_by_id():
             invoke(c, "hi", arn=listed)
     finally:
         e.stop()
+
+
+def test_forward_mode_keeps_a_real_agents_session(agentcore_stack):
+    stack = agentcore_stack("result_json")
+    c = client(stack.emulator_url)
+    text = lambda resp: json.loads(resp["response"].read())["result"]["content"][0]["text"]  # noqa: E731
+    invoke(c, "my name is Ada", arn=stack.runtime_arn)
+    assert text(invoke(c, "what did I say?", arn=stack.runtime_arn)) == 'Earlier you said: "my name is Ada"'
+    other = "another-session-0123456789-0123456789-01"
+    assert text(invoke(c, "what did I say?", arn=stack.runtime_arn, session=other)).startswith("You have not said")
+    assert [i["sessionId"] for i in stack.emulator.invocations()] == [SESSION, SESSION, other]

@@ -99,7 +99,7 @@ async fn checked(
         .headers
         .get(USER_HEADER)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    if runtime.account != st.config.account_id {
+    if !st.config.accounts.contains(&runtime.account) {
         return Err(AgentCoreError::new(
             ErrorKind::ResourceNotFound,
             format!("No agent runtime found with ARN {}", runtime.arn),

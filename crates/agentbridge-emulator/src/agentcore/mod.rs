@@ -8,7 +8,7 @@
 //! session ID echoed in `X-Amzn-Bedrock-AgentCore-Runtime-Session-Id`.
 //!
 //! Which runtimes exist:
-//! - every runtime ID in the emulator's account ([`AgentCoreConfig::account_id`],
+//! - every runtime ID in the emulator's accounts ([`AgentCoreConfig::accounts`],
 //!   `123456789012` by default); any other account's runtime is `ResourceNotFoundException`;
 //! - each has the endpoint `DEFAULT` plus [`AgentCoreConfig::endpoints`] (`prod` by default);
 //! - a runtime whose name (the ID before its 10-character suffix) starts with `oauth`, or
@@ -77,8 +77,8 @@ impl Forward {
 /// How the AgentCore side behaves.
 #[derive(Debug, Clone)]
 pub struct AgentCoreConfig {
-    /// The account whose runtimes exist.
-    pub account_id: String,
+    /// The accounts whose runtimes exist.
+    pub accounts: Vec<String>,
     /// Named endpoints every runtime has besides `DEFAULT`.
     pub endpoints: Vec<String>,
     /// Runtimes forwarded to local agents (the first matching rule wins).
@@ -92,7 +92,7 @@ pub struct AgentCoreConfig {
 impl Default for AgentCoreConfig {
     fn default() -> Self {
         Self {
-            account_id: DEFAULT_ACCOUNT_ID.into(),
+            accounts: vec![DEFAULT_ACCOUNT_ID.into()],
             endpoints: vec!["prod".into()],
             forward: Vec::new(),
             bearer_tokens: Vec::new(),

@@ -36,10 +36,11 @@ class Redis:
     """A redis-server of our own on a free loopback port, which keeps its data across a
     restart only when asked (`stop(save=True)`)."""
 
-    def __init__(self, workdir: pathlib.Path):
+    def __init__(self, workdir: pathlib.Path, start=True):
         self.port = free_port()
         self.dir = workdir
-        self.start()
+        if start:
+            self.start()
 
     def cli(self, *args, check=True):
         r = subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True, timeout=10)
@@ -227,6 +228,36 @@ def test_refusal_policy_answers_503_while_redis_is_down(tmp_path, gateways, redi
         emu.stop()
         if redis.cli("ping", check=False) != "PONG":
             redis.start()
+
+
+def test_a_gateway_starts_while_redis_is_down_and_shares_limits_once_it_is_up(tmp_path):
+    late = Redis(tmp_path, start=False)
+    emu_port = free_port()
+    emu = Proc(["emulator", "--port", str(emu_port)], f"http://127.0.0.1:{emu_port}/_emulator/health", log_name="outage-emulator-late")
+    cfg = tmp_path / "config.yaml"
+    write_config(cfg, f"http://127.0.0.1:{emu_port}", MASTER_KEY)
+    cfg.write_text(cfg.read_text() + "  database_url: os.environ/PG_URL\n"
+                   f"  redis_url: redis://127.0.0.1:{late.port}\n")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, EMU_AK=TEST_AK, EMU_SK=TEST_SK, TEST_MASTER_KEY=MASTER_KEY)
+    gw = Proc(["--config", str(cfg), "--port", str(port), "--host", "127.0.0.1"], f"{url}/health/liveliness",
+              env=env, log_name="outage-gw-late")
+    try:
+        assert readiness(url)["redis"] == "unreachable" and readiness(url)["status"] == "degraded"
+        k = generate(url, rpm_limit=100)
+        assert call(url, k["key"]).status_code == 200, "served with per-instance windows"
+        late.start()
+        wait_until(lambda: readiness(url)["redis"] == "connected", "connected once Redis is up")
+        assert readiness(url)["status"] == "healthy"
+        assert call(url, k["key"]).status_code == 200
+        minute = int(time.time()) // 60
+        counted = sum(int(late.cli("get", f"agentbridge:rpm:{k['token']}:{m}") or 0) for m in (minute - 1, minute))
+        assert counted == 2, "the call made before Redis came up was handed to it"
+    finally:
+        gw.stop()
+        emu.stop()
+        late.stop()
 
 
 def test_cached_keys_keep_working_while_postgres_is_down(gateways):

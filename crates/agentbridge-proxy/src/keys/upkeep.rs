@@ -16,6 +16,9 @@ pub struct Health {
     pub spend_buffered: usize,
 }
 
+/// How long the last flush at shutdown keeps trying while the database does not answer.
+pub const FINAL_FLUSH_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Keys {
     /// The state of the database and Redis as this instance last found them.
     pub fn health(&self) -> Health {
@@ -107,7 +110,8 @@ impl Keys {
     }
 
     /// Starts the background task that writes spend and watches the database and Redis
-    /// ([`FLUSH_EVERY`]); it ends when `stop` resolves, after a last flush.
+    /// ([`FLUSH_EVERY`]); it ends when `stop` resolves, after a last flush (tried again for
+    /// up to [`FINAL_FLUSH_WINDOW`] if the database does not answer).
     pub fn spawn_flusher(
         self: &Arc<Self>,
         stop: tokio::sync::watch::Receiver<bool>,
@@ -123,9 +127,25 @@ impl Keys {
                 }
                 me.tend().await;
             }
-            match me.flush().await {
-                Ok(n) => tracing::info!(records = n, "spend writer stopped after a final flush"),
-                Err(e) => tracing::error!("{e}; buffered spend lost at shutdown"),
+            let deadline = tokio::time::Instant::now() + FINAL_FLUSH_WINDOW;
+            loop {
+                match me.flush().await {
+                    Ok(n) => {
+                        tracing::info!(records = n, "spend writer stopped after a final flush");
+                        return;
+                    }
+                    Err(e) if tokio::time::Instant::now() >= deadline => {
+                        tracing::error!(
+                            calls = me.spend.len(),
+                            "{e}; the spend of these calls is lost at shutdown"
+                        );
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!("{e}; trying again before exiting");
+                        tokio::time::sleep(FLUSH_EVERY).await;
+                    }
+                }
             }
         })
     }

@@ -5,6 +5,7 @@ the commands to stop and start it) and a Redis server this module starts itself 
 loopback port, so that it can stop and restart both while virtual-key traffic flows.
 Every client call has a timeout: a call that times out is a hang, and a hang is a failure.
 """
+import json
 import os
 import pathlib
 import shlex
@@ -354,6 +355,9 @@ def test_load_through_a_redis_restart_then_a_postgres_restart(gateways, redis):
     assert len(results) == total, f"{len(results)} of {total} calls answered in {elapsed:.0f} s"
     answered = [x for x in results if x[1] == 200]
     errors = [x for x in results if x[1] != 200]
+    (pathlib.Path(__file__).resolve().parents[2] / "target" / "outage-load.json").write_text(json.dumps({
+        "calls": len(results), "answered": len(answered), "errors": sorted(x[1] for x in errors),
+        "hangs": len(hangs), "seconds": round(elapsed, 1)}))
     assert all(x[3] for x in errors), "every failure is a clear OpenAI error"
     for token, _, cost, _ in answered:
         expected[token] += float(cost)

@@ -146,6 +146,12 @@ def clear_error(r) -> bool:
     return bool(e.get("message")) and r.headers.get("x-should-retry") in ("true", "false")
 
 
+def log_count(instance: str, text: str) -> int:
+    """How many lines of gateway `instance`'s log (a or b) contain `text`."""
+    log = pathlib.Path(__file__).resolve().parents[2] / "target" / f"outage-gw-{instance}.log"
+    return sum(text in line for line in log.read_text(errors="replace").splitlines())
+
+
 def wait_start_of_minute(room: float):
     s = time.time() % 60
     if s > 60 - room:
@@ -156,6 +162,8 @@ def test_virtual_key_traffic_survives_a_redis_restart(gateways, redis):
     a, b = gateways
     k = generate(a, rpm_limit=10_000)["key"]
     assert all(call(u, k).status_code == 200 for u in (a, b))
+    warned = {g: log_count(g, "Redis is unreachable") for g in "ab"}
+    recovered = {g: log_count(g, "Redis is reachable again") for g in "ab"}
     redis.stop()
     # Redis is gone: requests are still answered, counted per instance.
     for i in range(6):
@@ -170,6 +178,9 @@ def test_virtual_key_traffic_survives_a_redis_restart(gateways, redis):
     for i in range(6):
         r = call((a, b)[i % 2], k, f"back {i}")
         assert r.status_code == 200, r.text
+    for g in "ab":
+        assert log_count(g, "Redis is unreachable") == warned[g] + 1, "one warning per outage"
+        assert log_count(g, "Redis is reachable again") == recovered[g] + 1, "one line when it returns"
 
 
 def test_counts_and_spend_made_while_redis_is_down_are_added_when_it_returns(gateways, redis):
@@ -267,6 +278,7 @@ def test_cached_keys_keep_working_while_postgres_is_down(gateways):
     unknown = generate(a)["key"]  # never used, so in no instance's cache
     before = [call(u, known, "before") for u in (a, b)]
     assert all(r.status_code == 200 for r in before)
+    warned = {g: log_count(g, "the database is unreachable") for g in "ab"}
     pg(PG_STOP)
     try:
         time.sleep(2.5)  # longer than the key cache's freshness: the cached entry is stale now
@@ -280,6 +292,8 @@ def test_cached_keys_keep_working_while_postgres_is_down(gateways):
     for u in (a, b):
         wait_until(lambda: readiness(u)["db"] == "connected", f"{u} reports its database connected again")
     assert call(b, unknown).status_code == 200
+    for g in "ab":
+        assert log_count(g, "the database is unreachable") == warned[g] + 1, "one warning per outage"
     # The calls made while the database was down are written once it is back.
     costs = sum(float(r.headers["x-litellm-response-cost"]) for r in [*before, *during])
     token = generate(a)  # any admin call works again

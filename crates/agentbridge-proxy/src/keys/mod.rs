@@ -67,6 +67,8 @@ pub struct Keys {
     /// Whether the database answered the last call; while it does not, lookups are served
     /// from the cache only.
     database_up: AtomicBool,
+    /// Whether the last check of an unreachable database got an answer.
+    database_pinged: AtomicBool,
     /// The runtime that opened the store and Redis: their connections are registered with
     /// it, so I/O on them runs there (requests are served on other, per-thread runtimes).
     home: tokio::runtime::Handle,
@@ -111,6 +113,7 @@ impl Keys {
             cache: Mutex::new(HashMap::new()),
             spend: SpendBuffer::default(),
             database_up: AtomicBool::new(true),
+            database_pinged: AtomicBool::new(false),
             home: tokio::runtime::Handle::current(),
         }))
     }

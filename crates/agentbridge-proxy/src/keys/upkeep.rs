@@ -31,6 +31,7 @@ impl Keys {
 
     /// Marks the database unreachable after a failed call; warns once per outage.
     pub(super) fn database_failed(&self, e: &dyn std::fmt::Display) {
+        self.database_pinged.store(false, Ordering::Release);
         if self.database_up.swap(false, Ordering::AcqRel) {
             tracing::warn!(
                 error = %e,
@@ -88,15 +89,20 @@ impl Keys {
         }
     }
 
-    /// Background care, every [`FLUSH_EVERY`]: checks an unreachable database, writes
-    /// buffered spend, and reconnects to Redis and hands it what was counted while it was
-    /// away.
+    /// Background care, every [`FLUSH_EVERY`]: checks an unreachable database (back once
+    /// it answers two checks in a row, so a server still shutting down does not count),
+    /// writes buffered spend, and reconnects to Redis and hands it what was counted while it
+    /// was away.
     async fn tend(&self) {
         let database = async {
             if !self.database_up.load(Ordering::Acquire) {
                 match self.store.ping().await {
-                    Ok(()) => self.database_answered(),
+                    Ok(()) if self.database_pinged.swap(true, Ordering::AcqRel) => {
+                        self.database_answered()
+                    }
+                    Ok(()) => return,
                     Err(e) => {
+                        self.database_pinged.store(false, Ordering::Release);
                         tracing::debug!(error = %e, "database still unreachable");
                         return;
                     }

@@ -53,6 +53,22 @@ pub struct ServerSettings {
     /// Threads serving requests, each with its own runtime and upstream connections
     /// (default 0: one per CPU).
     pub workers: usize,
+    /// What virtual-key requests get while Redis (`redis_url`) is unreachable: counted in
+    /// per-instance windows (`per_instance`, the default) or refused with 503 (`refuse`).
+    pub redis_outage: RedisOutage,
+}
+
+/// What happens to rate limits and budgets while Redis is unreachable.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisOutage {
+    /// Count in this instance's own windows; what was counted is added to Redis when it
+    /// returns.
+    #[default]
+    PerInstance,
+    /// Refuse requests that need a shared counter (keys with rpm, tpm or budget limits) with
+    /// 503 until Redis returns.
+    Refuse,
 }
 
 impl Default for ServerSettings {
@@ -63,6 +79,7 @@ impl Default for ServerSettings {
             max_concurrent_requests: 1024,
             shutdown_grace_secs: 30.0,
             workers: 0,
+            redis_outage: RedisOutage::PerInstance,
         }
     }
 }

@@ -160,3 +160,17 @@ fn server_settings_are_read_with_defaults_for_the_rest() {
     let e = parse(&bad, &env, LoadOptions::default()).unwrap_err();
     assert!(e.problems[0].starts_with("agentbridge.workers"), "{e}");
 }
+
+#[test]
+fn redis_outage_policy_is_per_instance_unless_set_to_refuse() {
+    use crate::config::RedisOutage;
+    let default = parse(DOCS_CONFIG, &env, LoadOptions::default()).unwrap();
+    assert_eq!(default.server.redis_outage, RedisOutage::PerInstance);
+    let text = format!("{DOCS_CONFIG}agentbridge:\n  redis_outage: refuse\n");
+    let c = parse(&text, &env, LoadOptions::default()).unwrap();
+    assert_eq!(c.server.redis_outage, RedisOutage::Refuse);
+    let bad = format!("{DOCS_CONFIG}agentbridge:\n  redis_outage: ignore\n");
+    let e = parse(&bad, &env, LoadOptions::default()).unwrap_err();
+    assert!(e.problems[0].starts_with("agentbridge.redis_outage"), "{e}");
+    assert!(e.problems[0].contains("per_instance"), "{e}");
+}

@@ -145,9 +145,22 @@ pub async fn liveliness() -> Response {
     axum::Json(json!("I'm alive!")).into_response()
 }
 
-/// `GET /health/readiness`.
+/// `GET /health/readiness`: ready while it serves; `db` and `redis` say whether the key
+/// store's dependencies answered their last call (LiteLLM's `db` field), `status` is
+/// `degraded` while one does not (requests are still served: `docs/reliability.md`).
 pub async fn readiness(State(gw): State<Arc<Gateway>>) -> Response {
-    axum::Json(json!({"status": "healthy", "models": gw.models.len(), "version": env!("CARGO_PKG_VERSION")})).into_response()
+    let mut body = json!({"status": "healthy", "models": gw.models.len(), "version": env!("CARGO_PKG_VERSION")});
+    if let Some(keys) = &gw.keys {
+        let h = keys.health();
+        let state = |up: bool| if up { "connected" } else { "unreachable" };
+        body["db"] = json!(state(h.database));
+        body["redis"] = json!(h.redis.map_or("not configured", state));
+        body["spend_buffered"] = json!(h.spend_buffered);
+        if !h.database || h.redis == Some(false) {
+            body["status"] = json!("degraded");
+        }
+    }
+    axum::Json(body).into_response()
 }
 
 /// Unknown routes.

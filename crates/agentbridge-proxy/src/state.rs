@@ -109,7 +109,10 @@ impl Gateway {
                     .redis_url
                     .as_ref()
                     .map(|r| r.expose_secret().to_string());
-                Some(crate::keys::Keys::open(&url, redis.as_deref()).await?)
+                Some(
+                    crate::keys::Keys::open(&url, redis.as_deref(), config.server.redis_outage)
+                        .await?,
+                )
             }
         };
         Ok(Self {

@@ -5,17 +5,33 @@
 //! spend is buffered and written in batches by a background task, and flushed on shutdown.
 //! Rate limits and budgets are per instance unless Redis is configured, in which case every
 //! instance counts in Redis and enforces one limit and one budget.
+//!
+//! Neither dependency can stall a request (`docs/reliability.md`): every call is bounded.
+//! While the database is unreachable, cached keys keep working (a stale entry is served),
+//! unknown keys get 503 and spend waits in a bounded buffer ([`spend`]); while Redis is
+//! unreachable, limits are counted per instance (or refused, by setting) and handed to
+//! Redis when it returns ([`shared`]). A background task ([`Keys::spawn_flusher`]) writes
+//! the spend and watches both dependencies.
 
 pub mod admin;
+pub mod debt;
 pub mod limiter;
 pub mod record;
+pub mod shared;
+pub mod spend;
 pub mod store;
+pub mod upkeep;
 
+pub use upkeep::Health;
+
+use crate::config::RedisOutage;
 use crate::error::ProxyError;
 use limiter::Limiter;
 use record::{KeyRecord, now};
 use sha2::{Digest, Sha256};
+use spend::SpendBuffer;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use store::{SpendLog, Store};
@@ -41,20 +57,18 @@ struct Cached {
     fetched: Instant,
 }
 
-#[derive(Debug, Default)]
-struct Pending {
-    logs: Vec<SpendLog>,
-    spend: HashMap<String, f64>,
-}
-
 /// The key service.
 #[derive(Debug)]
 pub struct Keys {
     store: Store,
     limiter: Limiter,
     cache: Mutex<HashMap<String, Cached>>,
-    pending: Mutex<Pending>,
-    flush_lock: tokio::sync::Mutex<()>,
+    spend: SpendBuffer,
+    /// Whether the database answered the last call; while it does not, lookups are served
+    /// from the cache only.
+    database_up: AtomicBool,
+    /// Whether the last check of an unreachable database got an answer.
+    database_pinged: AtomicBool,
     /// The runtime that opened the store and Redis: their connections are registered with
     /// it, so I/O on them runs there (requests are served on other, per-thread runtimes).
     home: tokio::runtime::Handle,
@@ -65,27 +79,41 @@ fn db_err(e: impl std::fmt::Display) -> ProxyError {
     ProxyError::Unavailable("the key store is unavailable; retry shortly".into())
 }
 
+/// A key that is in no cache while the database is unreachable.
+fn unknown_while_database_down() -> ProxyError {
+    ProxyError::Unavailable(
+        "the key store's database is unreachable and this key is not cached here; retry shortly"
+            .into(),
+    )
+}
+
 /// The hex SHA-256 of a key: its token.
 pub fn token_of(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 impl Keys {
-    /// Opens the store (and Redis, if a URL is given).
-    pub async fn open(database_url: &str, redis_url: Option<&str>) -> Result<Arc<Self>, String> {
+    /// Opens the store (and Redis, if a URL is given; `redis_outage` says what happens
+    /// while it is unreachable).
+    pub async fn open(
+        database_url: &str,
+        redis_url: Option<&str>,
+        redis_outage: RedisOutage,
+    ) -> Result<Arc<Self>, String> {
         let store = Store::connect(database_url)
             .await
             .map_err(|e| format!("database: {e}"))?;
         let limiter = match redis_url {
-            Some(u) => Limiter::redis(u).await?,
+            Some(u) => Limiter::redis(u, redis_outage).await?,
             None => Limiter::local(),
         };
         Ok(Arc::new(Self {
             store,
             limiter,
             cache: Mutex::new(HashMap::new()),
-            pending: Mutex::new(Pending::default()),
-            flush_lock: tokio::sync::Mutex::new(()),
+            spend: SpendBuffer::default(),
+            database_up: AtomicBool::new(true),
+            database_pinged: AtomicBool::new(false),
             home: tokio::runtime::Handle::current(),
         }))
     }
@@ -108,19 +136,32 @@ impl Keys {
         matches!(self.limiter, Limiter::Redis(_))
     }
 
+    /// The key with this token: from the cache while fresh, else from the database; a
+    /// stale cache entry if the database does not answer.
     async fn lookup(&self, token: &str) -> Result<Option<Arc<KeyRecord>>, ProxyError> {
-        if let Ok(c) = self.cache.lock()
-            && let Some(hit) = c.get(token)
-            && hit.fetched.elapsed() < CACHE_TTL
-        {
-            return Ok(hit.record.clone());
+        let cached = self.cache.lock().ok().and_then(|c| {
+            c.get(token)
+                .map(|hit| (hit.record.clone(), hit.fetched.elapsed() < CACHE_TTL))
+        });
+        let stale = match cached {
+            Some((record, true)) => return Ok(record),
+            Some((record, false)) => Some(record),
+            None => None,
+        };
+        if !self.database_up.load(Ordering::Acquire) {
+            return stale.ok_or_else(unknown_while_database_down);
         }
         let (store, t) = (self.store.clone(), token.to_string());
-        let record = self
-            .at_home(async move { store.get(&t).await })
-            .await?
-            .map_err(db_err)?
-            .map(Arc::new);
+        let record = match self.at_home(async move { store.get(&t).await }).await? {
+            Ok(r) => {
+                self.database_answered();
+                r.map(Arc::new)
+            }
+            Err(e) => {
+                self.database_failed(&e);
+                return stale.ok_or_else(unknown_while_database_down);
+            }
+        };
         if let Ok(mut c) = self.cache.lock() {
             if c.len() > 100_000 {
                 c.clear();
@@ -163,22 +204,20 @@ impl Keys {
         Ok(rec)
     }
 
-    fn pending_spend(&self, token: &str) -> f64 {
-        self.pending
-            .lock()
-            .ok()
-            .and_then(|p| p.spend.get(token).copied())
-            .unwrap_or(0.0)
+    /// The key's spend as this instance knows it: the database's figure when the record
+    /// was read, plus what was charged here since.
+    fn local_spend(&self, rec: &KeyRecord) -> f64 {
+        rec.spend + self.spend.of(&rec.token)
     }
 
-    /// The key's spend as this instance knows it (Redis's when shared).
+    /// The key's spend (Redis's when shared and reachable).
     pub async fn spend(&self, rec: &KeyRecord) -> Result<f64, ProxyError> {
-        let local = rec.spend + self.pending_spend(&rec.token);
+        let local = self.local_spend(rec);
         match self
             .limiter
-            .shared_spend(&rec.token, rec.spend)
+            .shared_spend(&rec.token, local)
             .await
-            .map_err(db_err)?
+            .map_err(ProxyError::Unavailable)?
         {
             Some(shared) => Ok(shared),
             None => Ok(local),
@@ -192,6 +231,12 @@ impl Keys {
         rec: &Arc<KeyRecord>,
         model: &str,
     ) -> Result<(), ProxyError> {
+        if self.spend.is_full() {
+            return Err(ProxyError::Unavailable(format!(
+                "the gateway holds the spend of {} calls it could not yet write to its database; retry shortly",
+                spend::MAX_BUFFERED
+            )));
+        }
         if self.shared_limits() || rec.budget_reset_at.is_some_and(|r| r <= now()) {
             let (me, rec, model) = (Arc::clone(self), Arc::clone(rec), model.to_string());
             return self
@@ -227,7 +272,7 @@ impl Keys {
                 .await
                 .map_err(db_err)?
             {
-                self.limiter.reset_spend(&rec.token).await.map_err(db_err)?;
+                self.limiter.reset_spend(&rec.token).await;
                 tracing::info!(key = %&rec.token[..12], "budget period reset");
             }
             self.forget(&rec.token);
@@ -246,7 +291,11 @@ impl Keys {
             }
         }
         if let Some(tpm) = rec.tpm_limit {
-            let used = self.limiter.tokens(&rec.token, t).await.map_err(db_err)?;
+            let used = self
+                .limiter
+                .tokens(&rec.token, t)
+                .await
+                .map_err(ProxyError::Unavailable)?;
             if used >= tpm {
                 return Err(ProxyError::RateLimited {
                     message: format!("tpm limit reached: {used} of {tpm} tokens used this minute"),
@@ -260,7 +309,7 @@ impl Keys {
                 .limiter
                 .count_request(&rec.token, t)
                 .await
-                .map_err(db_err)?;
+                .map_err(ProxyError::Unavailable)?;
             if n > rpm {
                 return Err(ProxyError::RateLimited {
                     message: format!("rpm limit reached: {rpm} requests per minute"),
@@ -301,7 +350,7 @@ impl Keys {
         );
         self.at_home(async move { me.charge_here(&rec2, &model2, &id, outcome).await })
             .await
-            .unwrap_or_else(|_| rec.spend + self.pending_spend(&rec.token))
+            .unwrap_or_else(|_| self.local_spend(rec))
     }
 
     async fn charge_here(
@@ -312,100 +361,22 @@ impl Keys {
         outcome: agentbridge::answer::Outcome,
     ) -> f64 {
         let t = now();
-        if let Err(e) = self
-            .limiter
+        self.limiter
             .add_tokens(&rec.token, outcome.usage.total_tokens as i64, t)
-            .await
-        {
-            tracing::warn!(error = %e, "could not count tokens");
-        }
-        let shared = match self
+            .await;
+        let shared = self
             .limiter
-            .add_spend(&rec.token, outcome.cost, rec.spend)
-            .await
-        {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not add shared spend");
-                None
-            }
-        };
-        if let Ok(mut p) = self.pending.lock() {
-            *p.spend.entry(rec.token.clone()).or_default() += outcome.cost;
-            p.logs.push(SpendLog {
-                request_id: request_id.to_string(),
-                api_key: rec.token.clone(),
-                model: model.to_string(),
-                spend: outcome.cost,
-                prompt_tokens: outcome.usage.prompt_tokens as i64,
-                completion_tokens: outcome.usage.completion_tokens as i64,
-                created_at: t,
-            });
-        }
-        shared.unwrap_or_else(|| rec.spend + self.pending_spend(&rec.token))
-    }
-
-    /// Writes buffered spend. On failure the batch is kept for the next try.
-    pub async fn flush(&self) -> Result<usize, String> {
-        let _one = self.flush_lock.lock().await;
-        let (logs, spend) = match self.pending.lock() {
-            Ok(mut p) if !p.logs.is_empty() => {
-                (std::mem::take(&mut p.logs), std::mem::take(&mut p.spend))
-            }
-            _ => return Ok(0),
-        };
-        match self.store.record(&logs).await {
-            Ok(()) => {
-                if let Ok(mut c) = self.cache.lock() {
-                    for (token, amount) in &spend {
-                        if let Some(Cached {
-                            record: Some(r), ..
-                        }) = c.get_mut(token)
-                        {
-                            let mut updated = (**r).clone();
-                            updated.spend += amount;
-                            *r = Arc::new(updated);
-                        }
-                    }
-                }
-                Ok(logs.len())
-            }
-            Err(e) => {
-                if let Ok(mut p) = self.pending.lock() {
-                    let mut logs = logs;
-                    logs.append(&mut p.logs);
-                    p.logs = logs;
-                    for (t, a) in spend {
-                        *p.spend.entry(t).or_default() += a;
-                    }
-                }
-                Err(format!("spend flush failed: {e}"))
-            }
-        }
-    }
-
-    /// Starts the background writer; it ends when `stop` resolves, after a last flush.
-    pub fn spawn_flusher(
-        self: &Arc<Self>,
-        stop: tokio::sync::watch::Receiver<bool>,
-    ) -> tokio::task::JoinHandle<()> {
-        let me = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut stop = stop;
-            let mut tick = tokio::time::interval(FLUSH_EVERY);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stop.changed() => break,
-                }
-                if let Err(e) = me.flush().await {
-                    tracing::warn!("{e}");
-                }
-            }
-            match me.flush().await {
-                Ok(n) => tracing::info!(records = n, "spend writer stopped after a final flush"),
-                Err(e) => tracing::error!("{e}; buffered spend lost at shutdown"),
-            }
-        })
+            .add_spend(&rec.token, outcome.cost, self.local_spend(rec))
+            .await;
+        self.spend.push(SpendLog {
+            request_id: request_id.to_string(),
+            api_key: rec.token.clone(),
+            model: model.to_string(),
+            spend: outcome.cost,
+            prompt_tokens: outcome.usage.prompt_tokens as i64,
+            completion_tokens: outcome.usage.completion_tokens as i64,
+            created_at: t,
+        });
+        shared.unwrap_or_else(|| self.local_spend(rec))
     }
 }

@@ -1,11 +1,32 @@
 //! The database: SQLite by default, PostgreSQL when configured, through sqlx's `Any` driver
 //! with one schema (`migrations/`) and one set of queries (`$n` placeholders in order, which
-//! both accept).
+//! both accept). Every call is bounded ([`DB_TIMEOUT`], or [`WRITE_TIMEOUT`] for a batch of
+//! spend), so an unreachable or locked database fails a call instead of stalling it.
 
 use super::record::KeyRecord;
 use serde_json::Value;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
+use std::time::Duration;
+
+/// The longest a database call on the request path (a key lookup, an admin call) may take,
+/// waiting for a connection included.
+pub const DB_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest one batch of spend ([`Store::record`]) may take.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `f`, failed with a timeout error if it takes longer than `limit`.
+async fn bounded<T>(
+    limit: Duration,
+    f: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    tokio::time::timeout(limit, f).await.unwrap_or_else(|_| {
+        Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer from the database within {limit:?}"),
+        )))
+    })
+}
 
 /// One call's spend.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -93,6 +114,7 @@ impl Store {
         let max = if url.starts_with("sqlite:") { 1 } else { 8 };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
+            .acquire_timeout(DB_TIMEOUT)
             .connect(&url)
             .await?;
         sqlx::migrate!("./migrations")
@@ -104,70 +126,85 @@ impl Store {
 
     /// Inserts a new key.
     pub async fn insert(&self, k: &KeyRecord) -> Result<(), sqlx::Error> {
-        let sql = format!(
-            "INSERT INTO virtual_keys ({SETTINGS}, key_hash, key_prefix, spend, created_at, deleted_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-        );
-        bind_settings(sqlx::query(&sql), k)
-            .bind(&k.token)
-            .bind(&k.key_name)
-            .bind(k.spend)
-            .bind(k.created_at)
-            .bind(k.deleted_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        bounded(DB_TIMEOUT, async {
+            let sql = format!(
+                "INSERT INTO virtual_keys ({SETTINGS}, key_hash, key_prefix, spend, created_at, deleted_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            );
+            bind_settings(sqlx::query(&sql), k)
+                .bind(&k.token)
+                .bind(&k.key_name)
+                .bind(k.spend)
+                .bind(k.created_at)
+                .bind(k.deleted_at)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// The key with this token, deleted or not.
     pub async fn get(&self, token: &str) -> Result<Option<KeyRecord>, sqlx::Error> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM virtual_keys WHERE key_hash = $1"
-        ))
-        .bind(token)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(record).transpose()
+        bounded(DB_TIMEOUT, async {
+            let row = sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM virtual_keys WHERE key_hash = $1"
+            ))
+            .bind(token)
+            .fetch_optional(&self.pool)
+            .await?;
+            row.as_ref().map(record).transpose()
+        })
+        .await
     }
 
     /// Keys that are not deleted, newest first.
     pub async fn list(&self) -> Result<Vec<KeyRecord>, sqlx::Error> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM virtual_keys WHERE deleted_at IS NULL ORDER BY created_at DESC"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(record).collect()
+        bounded(DB_TIMEOUT, async {
+            let rows = sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM virtual_keys WHERE deleted_at IS NULL ORDER BY created_at DESC"
+            ))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(record).collect()
+        })
+        .await
     }
 
     /// Writes the key's settings (not its spend).
     pub async fn update(&self, k: &KeyRecord) -> Result<(), sqlx::Error> {
-        let assignments: Vec<String> = SETTINGS
-            .split(", ")
-            .enumerate()
-            .map(|(i, c)| format!("{c} = ${}", i + 1))
-            .collect();
-        let sql = format!(
-            "UPDATE virtual_keys SET {} WHERE key_hash = $10",
-            assignments.join(", ")
-        );
-        bind_settings(sqlx::query(&sql), k)
-            .bind(&k.token)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        bounded(DB_TIMEOUT, async {
+            let assignments: Vec<String> = SETTINGS
+                .split(", ")
+                .enumerate()
+                .map(|(i, c)| format!("{c} = ${}", i + 1))
+                .collect();
+            let sql = format!(
+                "UPDATE virtual_keys SET {} WHERE key_hash = $10",
+                assignments.join(", ")
+            );
+            bind_settings(sqlx::query(&sql), k)
+                .bind(&k.token)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Marks a key deleted. Returns whether it existed and was live.
     pub async fn delete(&self, token: &str, at: i64) -> Result<bool, sqlx::Error> {
-        let r = sqlx::query(
-            "UPDATE virtual_keys SET deleted_at = $1 WHERE key_hash = $2 AND deleted_at IS NULL",
-        )
-        .bind(at)
-        .bind(token)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() > 0)
+        bounded(DB_TIMEOUT, async {
+            let r = sqlx::query(
+                "UPDATE virtual_keys SET deleted_at = $1 WHERE key_hash = $2 AND deleted_at IS NULL",
+            )
+            .bind(at)
+            .bind(token)
+            .execute(&self.pool)
+            .await?;
+            Ok(r.rows_affected() > 0)
+        })
+        .await
     }
 
     /// Starts a new budget period if the current one is over (one instance wins).
@@ -177,41 +214,80 @@ impl Store {
         old_reset: i64,
         new_reset: i64,
     ) -> Result<bool, sqlx::Error> {
-        let r = sqlx::query(
-            "UPDATE virtual_keys SET spend = 0, budget_reset_at = $1 WHERE key_hash = $2 AND budget_reset_at = $3",
-        )
-        .bind(new_reset)
-        .bind(token)
-        .bind(old_reset)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() > 0)
+        bounded(DB_TIMEOUT, async {
+            let r = sqlx::query(
+                "UPDATE virtual_keys SET spend = 0, budget_reset_at = $1 WHERE key_hash = $2 AND budget_reset_at = $3",
+            )
+            .bind(new_reset)
+            .bind(token)
+            .bind(old_reset)
+            .execute(&self.pool)
+            .await?;
+            Ok(r.rows_affected() > 0)
+        })
+        .await
     }
 
-    /// Writes a batch of spend logs and adds their spend to the keys, in one transaction.
+    /// Writes a batch of spend logs and adds their spend to the keys, in one transaction of
+    /// two statements plus one per key. Idempotent: a log whose request id is already stored
+    /// is skipped, and so is its spend, so a batch retried after a commit whose answer was
+    /// lost counts once.
     pub async fn record(&self, logs: &[SpendLog]) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        for l in logs {
-            sqlx::query(
-                "INSERT INTO spend_logs (request_id, key_hash, model, spend, prompt_tokens, completion_tokens, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&l.request_id)
-            .bind(&l.api_key)
-            .bind(&l.model)
-            .bind(l.spend)
-            .bind(l.prompt_tokens)
-            .bind(l.completion_tokens)
-            .bind(l.created_at)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("UPDATE virtual_keys SET spend = spend + $1 WHERE key_hash = $2")
-                .bind(l.spend)
-                .bind(&l.api_key)
-                .execute(&mut *tx)
-                .await?;
+        if logs.is_empty() {
+            return Ok(());
         }
-        tx.commit().await
+        bounded(WRITE_TIMEOUT, async {
+            let rows: Vec<String> = (0..logs.len())
+                .map(|i| {
+                    let p: Vec<String> = (1..=7).map(|c| format!("${}", i * 7 + c)).collect();
+                    format!("({})", p.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO spend_logs (request_id, key_hash, model, spend, prompt_tokens, completion_tokens, created_at) \
+                 VALUES {} ON CONFLICT (request_id) DO NOTHING RETURNING key_hash, spend",
+                rows.join(", ")
+            );
+            let mut insert = sqlx::query(&sql);
+            for l in logs {
+                insert = insert
+                    .bind(&l.request_id)
+                    .bind(&l.api_key)
+                    .bind(&l.model)
+                    .bind(l.spend)
+                    .bind(l.prompt_tokens)
+                    .bind(l.completion_tokens)
+                    .bind(l.created_at);
+            }
+            let mut tx = self.pool.begin().await?;
+            // Only the logs actually inserted come back: their spend is added, once.
+            let mut per_key: Vec<(String, f64)> = Vec::new();
+            for row in insert.fetch_all(&mut *tx).await? {
+                let (key, spend): (String, f64) = (row.try_get("key_hash")?, row.try_get("spend")?);
+                match per_key.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, total)) => *total += spend,
+                    None => per_key.push((key, spend)),
+                }
+            }
+            for (key, spend) in &per_key {
+                sqlx::query("UPDATE virtual_keys SET spend = spend + $1 WHERE key_hash = $2")
+                    .bind(spend)
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        })
+        .await
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        bounded(DB_TIMEOUT, async {
+            sqlx::query("SELECT 1").execute(&self.pool).await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Spend logs, newest first, optionally for one key and/or model.
@@ -221,42 +297,48 @@ impl Store {
         model: &str,
         limit: i64,
     ) -> Result<Vec<SpendLog>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT request_id, key_hash, model, spend, prompt_tokens, completion_tokens, created_at FROM spend_logs \
-             WHERE ($1 = '' OR key_hash = $2) AND ($3 = '' OR model = $4) ORDER BY created_at DESC LIMIT $5",
-        )
-        .bind(api_key)
-        .bind(api_key)
-        .bind(model)
-        .bind(model)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SpendLog {
-                    request_id: r.try_get("request_id")?,
-                    api_key: r.try_get("key_hash")?,
-                    model: r.try_get("model")?,
-                    spend: r.try_get("spend")?,
-                    prompt_tokens: r.try_get("prompt_tokens")?,
-                    completion_tokens: r.try_get("completion_tokens")?,
-                    created_at: r.try_get("created_at")?,
+        bounded(DB_TIMEOUT, async {
+            let rows = sqlx::query(
+                "SELECT request_id, key_hash, model, spend, prompt_tokens, completion_tokens, created_at FROM spend_logs \
+                 WHERE ($1 = '' OR key_hash = $2) AND ($3 = '' OR model = $4) ORDER BY created_at DESC LIMIT $5",
+            )
+            .bind(api_key)
+            .bind(api_key)
+            .bind(model)
+            .bind(model)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(SpendLog {
+                        request_id: r.try_get("request_id")?,
+                        api_key: r.try_get("key_hash")?,
+                        model: r.try_get("model")?,
+                        spend: r.try_get("spend")?,
+                        prompt_tokens: r.try_get("prompt_tokens")?,
+                        completion_tokens: r.try_get("completion_tokens")?,
+                        created_at: r.try_get("created_at")?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
+        .await
     }
 
     /// Total spend and calls grouped by `key_hash` or `model`.
     pub async fn totals(&self, by_model: bool) -> Result<Vec<(String, f64, i64)>, sqlx::Error> {
-        let col = if by_model { "model" } else { "key_hash" };
-        let rows = sqlx::query(&format!(
-            "SELECT {col} AS name, SUM(spend) AS total, COUNT(*) AS calls FROM spend_logs GROUP BY {col} ORDER BY {col}"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("name")?, r.try_get("total")?, r.try_get("calls")?)))
-            .collect()
+        bounded(DB_TIMEOUT, async {
+            let col = if by_model { "model" } else { "key_hash" };
+            let rows = sqlx::query(&format!(
+                "SELECT {col} AS name, SUM(spend) AS total, COUNT(*) AS calls FROM spend_logs GROUP BY {col} ORDER BY {col}"
+            ))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get("name")?, r.try_get("total")?, r.try_get("calls")?)))
+                .collect()
+        })
+        .await
     }
 }

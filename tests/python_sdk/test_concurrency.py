@@ -98,6 +98,22 @@ def test_closing_a_stream_closes_the_upstream_call(emu, cancelled):
     assert list(stream) == []
 
 
+def test_leaving_a_with_block_closes_the_stream(emu, cancelled):
+    with completion(model=MODEL, messages=user("x emulate:stall"), stream=True) as stream:
+        assert next(stream).choices[0].delta.content
+    assert cancelled()
+
+
+def test_leaving_an_async_with_block_closes_the_stream(emu, cancelled):
+    async def main():
+        async with await acompletion(model=MODEL, messages=user("x emulate:stall"), stream=True) as stream:
+            assert (await stream.__anext__()).choices[0].delta.content
+        return [c async for c in stream]
+
+    assert asyncio.run(main()) == []
+    assert cancelled()
+
+
 def test_abandoning_an_async_stream_closes_the_upstream_call(emu, cancelled):
     async def main():
         async for chunk in await acompletion(model=MODEL, messages=user("x emulate:stall"), stream=True):

@@ -46,7 +46,8 @@ struct ProxyArgs {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the Bedrock Agents runtime emulator (InvokeAgent with SigV4 and event streams).
+    /// Run the AWS emulator: Bedrock Agents (InvokeAgent with SigV4 and event streams) and
+    /// AgentCore Runtime (InvokeAgentRuntime, scripted or forwarded to a local agent).
     Emulator(EmulatorArgs),
 }
 
@@ -74,6 +75,35 @@ struct EmulatorArgs {
     /// `throttle=5,exception=1,corrupt=0.5,truncate=0.5,stall=1`.
     #[arg(long, default_value = "")]
     faults: String,
+    /// AgentCore Runtime: forward invocations to a local agent (`POST /invocations`,
+    /// `GET /ping`): `URL` for every runtime, or `RUNTIME_ID=URL` for one (repeatable).
+    #[arg(
+        long,
+        value_name = "[RUNTIME_ID=]URL",
+        env = "AGENTBRIDGE_EMULATOR_AGENTCORE_FORWARD",
+        value_delimiter = ','
+    )]
+    agentcore_forward: Vec<String>,
+    /// AgentCore Runtime: a bearer token that runtimes named `oauth*` accept (repeatable).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "AGENTBRIDGE_EMULATOR_AGENTCORE_BEARER",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    agentcore_bearer: Vec<String>,
+    /// AgentCore Runtime: the account whose runtimes exist.
+    #[arg(long, default_value = agentbridge_emulator::agentcore::DEFAULT_ACCOUNT_ID)]
+    agentcore_account: String,
+    /// AgentCore Runtime: endpoint names (qualifiers) every runtime has besides DEFAULT.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "prod",
+        value_delimiter = ','
+    )]
+    agentcore_endpoint: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -121,10 +151,26 @@ type AnyError = Box<dyn std::error::Error + Send + Sync>;
 async fn run_emulator(args: EmulatorArgs) -> Result<(), AnyError> {
     let faults = agentbridge_emulator::faults::Faults::parse(&args.faults)
         .map_err(|e| format!("--faults: {e}"))?;
+    let forward = args
+        .agentcore_forward
+        .iter()
+        .map(|f| agentbridge_emulator::agentcore::Forward::parse(f))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("--agentcore-forward: {e}"))?;
     let mut config = EmulatorConfig {
         canned: args.canned,
         verify_signatures: !args.no_verify,
         faults,
+        agentcore: agentbridge_emulator::agentcore::AgentCoreConfig {
+            account_id: args.agentcore_account,
+            endpoints: args.agentcore_endpoint,
+            forward,
+            bearer_tokens: args
+                .agentcore_bearer
+                .into_iter()
+                .map(SecretString::from)
+                .collect(),
+        },
         ..Default::default()
     };
     if let (Some(ak), Some(sk)) = (args.access_key_id, args.secret_access_key) {

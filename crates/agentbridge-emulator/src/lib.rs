@@ -7,6 +7,9 @@
 //! sessions, and scripts behaviours chosen by `emulate:` tokens in the input (see
 //! [`script`]). boto3's `bedrock-agent-runtime` client is tested against it.
 //!
+//! It also serves the Bedrock AgentCore Runtime data plane (`InvokeAgentRuntime`, see
+//! [`agentcore`]): scripted agents, or a local agent process it forwards to.
+//!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
 //! let config = agentbridge_emulator::EmulatorConfig::default();
@@ -16,6 +19,7 @@
 //! ```
 
 pub mod agent;
+pub mod agentcore;
 pub mod faults;
 pub mod frame;
 pub mod observe;
@@ -44,6 +48,8 @@ pub struct EmulatorConfig {
     pub canned: bool,
     /// Faults injected at random into ordinary answers (for soak tests).
     pub faults: faults::Faults,
+    /// The AgentCore Runtime side: account, endpoints, forwarded runtimes, bearer tokens.
+    pub agentcore: agentcore::AgentCoreConfig,
 }
 
 impl Default for EmulatorConfig {
@@ -57,6 +63,7 @@ impl Default for EmulatorConfig {
             verify_signatures: true,
             canned: false,
             faults: faults::Faults::default(),
+            agentcore: agentcore::AgentCoreConfig::default(),
         }
     }
 }

@@ -44,6 +44,7 @@ pub fn app(config: EmulatorConfig) -> Router {
         keys.add(ak, sk, tok.as_deref());
     }
     let canned = config.canned.then(canned_bodies);
+    let agentcore = crate::agentcore::router(&config);
     let state = Arc::new(AppState {
         config,
         keys,
@@ -64,6 +65,7 @@ pub fn app(config: EmulatorConfig) -> Router {
         )
         .route("/_emulator/health", get(|| async { "ok" }))
         .with_state(state)
+        .merge(agentcore)
 }
 
 fn canned_bodies() -> [Bytes; 2] {

@@ -77,11 +77,22 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
 }
 
 /// Verifies the `Authorization` header of `req` at `now` (`YYYYMMDDTHHMMSSZ` compared as
-/// time). Returns the access key id on success.
+/// time) for the `bedrock` signing name (Bedrock Agents). Returns the access key id on success.
 pub fn verify(
     req: &SignedRequest<'_>,
     keys: &Keyring,
     now: chrono::DateTime<chrono::Utc>,
+) -> Result<String, AuthError> {
+    verify_for_service(req, keys, now, "bedrock")
+}
+
+/// [`verify`] for another signing name (`bedrock-agentcore` for AgentCore Runtime): the
+/// credential scope must name `service`.
+pub fn verify_for_service(
+    req: &SignedRequest<'_>,
+    keys: &Keyring,
+    now: chrono::DateTime<chrono::Utc>,
+    expected_service: &str,
 ) -> Result<String, AuthError> {
     let header = |name: &str| {
         req.headers
@@ -129,10 +140,10 @@ pub fn verify(
             format!("malformed credential scope {credential:?}"),
         ));
     };
-    if terminator != "aws4_request" || service != "bedrock" {
+    if terminator != "aws4_request" || service != expected_service {
         return Err(fail(
             "InvalidSignatureException",
-            format!("credential scope must be for service 'bedrock', got {service:?}"),
+            format!("credential scope must be for service '{expected_service}', got {service:?}"),
         ));
     }
     let (secret, token) = keys.keys.get(akid).ok_or_else(|| {

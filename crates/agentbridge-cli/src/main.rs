@@ -307,8 +307,8 @@ fn describe_db(url: &str) -> String {
     }
 }
 
-/// Starts the emulator in-process, points every model at it, and makes it accept the
-/// credentials the models sign with.
+/// Starts the emulator in-process, points every model at it (Bedrock Agents and AgentCore
+/// Runtime alike: it serves both), and makes it accept the credentials the models sign with.
 async fn start_emulator(cfg: &mut Config) -> Result<SocketAddr, AnyError> {
     let mut ecfg = EmulatorConfig::default();
     for m in &mut cfg.models {
@@ -329,7 +329,8 @@ async fn start_emulator(cfg: &mut Config) -> Result<SocketAddr, AnyError> {
                 auth.web_identity_token = None;
             }
         }
-        if m.settings.region.is_none() {
+        // A model string that names its region (an AgentCore runtime ARN) keeps it.
+        if m.settings.region.is_none() && m.settings.target.region().is_none() {
             m.settings.region = Some("us-east-1".into());
         }
     }

@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod agentcore;
 pub mod answer;
 pub mod bedrock_agent;
 pub mod canonical;

@@ -1,6 +1,8 @@
 """A real Bedrock AgentCore Runtime agent: `BedrockAgentCoreApp` serving a Strands `Agent`.
 
-The model is `ScriptedModel` (no network). `AGENT_SHAPE` picks the entrypoint, in the shapes
+The model is `ScriptedModel` (no network). Each runtime session (the
+`X-Amzn-Bedrock-AgentCore-Runtime-Session-Id` header) has its own agent, so conversations
+carry over between invocations of a session, as on AgentCore. `AGENT_SHAPE` picks the entrypoint, in the shapes
 AgentCore agents are commonly written:
 
 | AGENT_SHAPE | entrypoint |
@@ -45,10 +47,17 @@ def get_weather(city: str) -> str:
     return f"sunny and 21 degrees in {city}"
 
 
-def make_agent() -> Agent:
-    """A fresh agent per invocation (so each call's model call count starts at 1)."""
-    tools = [get_weather] if SHAPE == "tool" else []
-    return Agent(model=ScriptedModel(), tools=tools, callback_handler=None)
+_agents: dict[str, Agent] = {}
+
+
+def agent_for(context) -> Agent:
+    """The session's agent: AgentCore keeps one instance per runtime session, so an agent kept
+    in memory per session ID carries the conversation from one invocation to the next."""
+    session = getattr(context, "session_id", None) or "no-session"
+    if session not in _agents:
+        tools = [get_weather] if SHAPE == "tool" else []
+        _agents[session] = Agent(model=ScriptedModel(), tools=tools, callback_handler=None)
+    return _agents[session]
 
 
 def prompt_of(payload: dict) -> str:
@@ -58,24 +67,24 @@ def prompt_of(payload: dict) -> str:
 if SHAPE in ("raw_events", "tool"):
 
     @app.entrypoint
-    async def invoke(payload):
-        async for event in make_agent().stream_async(prompt_of(payload)):
+    async def invoke(payload, context):
+        async for event in agent_for(context).stream_async(prompt_of(payload)):
             yield event
 
 elif SHAPE == "text":
 
     @app.entrypoint
-    async def invoke(payload):
-        async for event in make_agent().stream_async(prompt_of(payload)):
+    async def invoke(payload, context):
+        async for event in agent_for(context).stream_async(prompt_of(payload)):
             if "data" in event:
                 yield event["data"]
 
 elif SHAPE == "raise_midstream":
 
     @app.entrypoint
-    async def invoke(payload):
+    async def invoke(payload, context):
         sent = 0
-        async for event in make_agent().stream_async(prompt_of(payload)):
+        async for event in agent_for(context).stream_async(prompt_of(payload)):
             if "data" in event:
                 yield event["data"]
                 sent += 1
@@ -85,15 +94,15 @@ elif SHAPE == "raise_midstream":
 elif SHAPE == "result_json":
 
     @app.entrypoint
-    def invoke(payload):
-        result = make_agent()(prompt_of(payload))
+    def invoke(payload, context):
+        result = agent_for(context)(prompt_of(payload))
         return {"result": result.message}
 
 else:  # result_text
 
     @app.entrypoint
-    def invoke(payload):
-        return str(make_agent()(prompt_of(payload)))
+    def invoke(payload, context):
+        return str(agent_for(context)(prompt_of(payload)))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ streaming run unchanged; only the model's output is fixed:
 
 - With tools offered and no tool result yet in the conversation, the first call asks for the
   first tool (`stopReason: tool_use`); the next call answers with the tool's result.
+- A prompt containing "what did I say" is answered with the conversation's earlier user texts
+  (`RECALL_TEMPLATE`), so session continuity can be tested.
 - Otherwise it answers `ANSWER_TEMPLATE` with the last user text, one text delta per word.
 - Every call ends with one `metadata` event carrying that call's usage (`USAGE[n]` for the n-th
   call of the invocation), as Bedrock's ConverseStream does.
@@ -22,6 +24,10 @@ from strands.models.model import Model
 ANSWER_TEMPLATE = "Hello from the Strands agent. You said: {prompt}"
 #: The answer once a tool returned; `{result}` is the tool's text.
 TOOL_ANSWER_TEMPLATE = "The weather tool says: {result}"
+#: The answer to "what did I say"; `{earlier}` is the earlier user texts, quoted, `; `-joined.
+RECALL_TEMPLATE = "Earlier you said: {earlier}"
+#: The answer to "what did I say" at the start of a conversation.
+NOTHING_EARLIER = "You have not said anything earlier in this conversation."
 #: Usage reported by the 1st, 2nd, ... model call of one invocation.
 USAGE = [
     {"inputTokens": 120, "outputTokens": 15, "totalTokens": 135},
@@ -38,6 +44,27 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
         if texts:
             return " ".join(texts)
     return ""
+
+
+def _user_texts(messages: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for message in messages:
+        if message.get("role") == "user":
+            texts = [b["text"] for b in message.get("content", []) if "text" in b]
+            if texts:
+                out.append(" ".join(texts))
+    return out
+
+
+def answer_for(messages: list[dict[str, Any]]) -> str:
+    """The scripted answer to the conversation's last user text."""
+    prompt = _last_user_text(messages)
+    if "what did i say" in prompt.lower():
+        earlier = _user_texts(messages)[:-1]
+        if not earlier:
+            return NOTHING_EARLIER
+        return RECALL_TEMPLATE.format(earlier="; ".join(f'"{t}"' for t in earlier))
+    return ANSWER_TEMPLATE.format(prompt=prompt)
 
 
 def _tool_result_text(messages: list[dict[str, Any]]) -> str | None:
@@ -93,7 +120,7 @@ class ScriptedModel(Model):
             if tool_result is not None:
                 text = TOOL_ANSWER_TEMPLATE.format(result=tool_result)
             else:
-                text = ANSWER_TEMPLATE.format(prompt=_last_user_text(messages))
+                text = answer_for(messages)
             words = text.split(" ")
             for i, word in enumerate(words):
                 yield {"contentBlockDelta": {"delta": {"text": word if i == 0 else " " + word}}}

@@ -291,3 +291,26 @@ def test_forward_mode_reports_an_agent_failure_as_runtime_client_error(agentcore
         c.invoke_agent_runtime(agentRuntimeArn=stack.runtime_arn, runtimeSessionId=SESSION, payload=b"not json")
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 424
     assert "Received error (400) from runtime" in e.value.response["Error"]["Message"]
+
+
+def test_a_runtime_can_be_configured_for_oauth_by_id():
+    listed = runtime_arn("listed_agent")
+    e = start_emulator(extra=["--agentcore-oauth-runtime", "listed_agent-AbCdE12345"])
+    try:
+        assert invoke(bearer_client(e.url, BEARER_TOKEN), "hi", arn=listed)["statusCode"] == 200
+        c = client(e.url)
+        with pytest.raises(c.exceptions.AccessDeniedException):
+            invoke(c, "hi", arn=listed)
+    finally:
+        e.stop()
+
+
+def test_forward_mode_keeps_a_real_agents_session(agentcore_stack):
+    stack = agentcore_stack("result_json")
+    c = client(stack.emulator_url)
+    text = lambda resp: json.loads(resp["response"].read())["result"]["content"][0]["text"]  # noqa: E731
+    invoke(c, "my name is Ada", arn=stack.runtime_arn)
+    assert text(invoke(c, "what did I say?", arn=stack.runtime_arn)) == 'Earlier you said: "my name is Ada"'
+    other = "another-session-0123456789-0123456789-01"
+    assert text(invoke(c, "what did I say?", arn=stack.runtime_arn, session=other)).startswith("You have not said")
+    assert [i["sessionId"] for i in stack.emulator.invocations()] == [SESSION, SESSION, other]

@@ -84,7 +84,8 @@ struct EmulatorArgs {
         value_delimiter = ','
     )]
     agentcore_forward: Vec<String>,
-    /// AgentCore Runtime: a bearer token that runtimes named `oauth*` accept (repeatable).
+    /// AgentCore Runtime: a bearer token that OAuth runtimes (named `oauth*`, or
+    /// given by --agentcore-oauth-runtime) accept (repeatable).
     #[arg(
         long,
         value_name = "TOKEN",
@@ -93,9 +94,12 @@ struct EmulatorArgs {
         hide_env_values = true
     )]
     agentcore_bearer: Vec<String>,
-    /// AgentCore Runtime: the account whose runtimes exist.
-    #[arg(long, default_value = agentbridge_emulator::agentcore::DEFAULT_ACCOUNT_ID)]
-    agentcore_account: String,
+    /// AgentCore Runtime: a runtime ID configured for OAuth besides those named `oauth*`.
+    #[arg(long, value_name = "RUNTIME_ID", value_delimiter = ',')]
+    agentcore_oauth_runtime: Vec<String>,
+    /// AgentCore Runtime: the accounts whose runtimes exist (repeatable).
+    #[arg(long, value_name = "ACCOUNT_ID", default_value = agentbridge_emulator::agentcore::DEFAULT_ACCOUNT_ID, value_delimiter = ',')]
+    agentcore_account: Vec<String>,
     /// AgentCore Runtime: endpoint names (qualifiers) every runtime has besides DEFAULT.
     #[arg(
         long,
@@ -162,7 +166,7 @@ async fn run_emulator(args: EmulatorArgs) -> Result<(), AnyError> {
         verify_signatures: !args.no_verify,
         faults,
         agentcore: agentbridge_emulator::agentcore::AgentCoreConfig {
-            account_id: args.agentcore_account,
+            accounts: args.agentcore_account,
             endpoints: args.agentcore_endpoint,
             forward,
             bearer_tokens: args
@@ -170,6 +174,7 @@ async fn run_emulator(args: EmulatorArgs) -> Result<(), AnyError> {
                 .into_iter()
                 .map(SecretString::from)
                 .collect(),
+            oauth_runtimes: args.agentcore_oauth_runtime,
         },
         ..Default::default()
     };

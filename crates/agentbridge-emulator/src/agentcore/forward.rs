@@ -2,6 +2,10 @@
 //! contract (`GET /ping`, `POST /invocations` on port 8080 by default), and its answer
 //! (status, content type, body as it arrives) comes back as AWS relays it. An agent that
 //! answers with an error status is reported as AWS does, as `RuntimeClientError` (424).
+//! The first call of each session checks `/ping` first, as AgentCore waits for a new
+//! session's instance to report `Healthy` before invoking it; an agent that cannot be reached
+//! or is unhealthy is also a `RuntimeClientError` (the message, starting `emulator:`, is the
+//! emulator's own).
 
 use super::errors::{AgentCoreError, ErrorKind};
 use super::target::{CUSTOM_HEADER_PREFIX, REQUEST_ID_HEADER, SESSION_HEADER};

@@ -5,7 +5,7 @@ use super::auth::{Authenticator, Method};
 use super::errors::{AgentCoreError, ErrorKind};
 use super::script::Script;
 use super::target::{self, ECHOED_HEADERS, SESSION_HEADER, USER_HEADER};
-use super::{MAX_PAYLOAD, OAUTH_NAME_PREFIX, State, answer, forward, observe};
+use super::{MAX_PAYLOAD, State, answer, forward, observe};
 use crate::agent::Step;
 use axum::body::{Body, Bytes};
 use axum::extract::{self, Path};
@@ -69,9 +69,7 @@ pub(super) async fn invoke(
         query_member(&parts, "accountId").as_deref(),
         &signing_region(&parts),
     );
-    let oauth = parsed
-        .as_ref()
-        .is_ok_and(|r| r.name().starts_with(OAUTH_NAME_PREFIX));
+    let oauth = parsed.as_ref().is_ok_and(|r| st.config.is_oauth(r));
     let authn = Authenticator {
         keys: &st.keys,
         verify_signatures: st.verify_signatures,
@@ -101,7 +99,7 @@ async fn checked(
         .headers
         .get(USER_HEADER)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    if runtime.account != st.config.account_id {
+    if !st.config.accounts.contains(&runtime.account) {
         return Err(AgentCoreError::new(
             ErrorKind::ResourceNotFound,
             format!("No agent runtime found with ARN {}", runtime.arn),

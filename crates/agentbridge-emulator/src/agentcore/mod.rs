@@ -8,11 +8,12 @@
 //! session ID echoed in `X-Amzn-Bedrock-AgentCore-Runtime-Session-Id`.
 //!
 //! Which runtimes exist:
-//! - every runtime ID in the emulator's account ([`AgentCoreConfig::account_id`],
+//! - every runtime ID in the emulator's accounts ([`AgentCoreConfig::accounts`],
 //!   `123456789012` by default); any other account's runtime is `ResourceNotFoundException`;
 //! - each has the endpoint `DEFAULT` plus [`AgentCoreConfig::endpoints`] (`prod` by default);
-//! - a runtime whose name (the ID before its 10-character suffix) starts with `oauth` is
-//!   configured for OAuth: it takes only bearer tokens from [`AgentCoreConfig::bearer_tokens`];
+//! - a runtime whose name (the ID before its 10-character suffix) starts with `oauth`, or
+//!   whose ID is in [`AgentCoreConfig::oauth_runtimes`], is configured for OAuth: it takes
+//!   only bearer tokens from [`AgentCoreConfig::bearer_tokens`];
 //! - a runtime named by a [`Forward`] rule (or all, for a rule without a runtime ID) is
 //!   forwarded to a local agent ([`forward`]); the others are scripted ([`script`]).
 //!
@@ -76,28 +77,36 @@ impl Forward {
 /// How the AgentCore side behaves.
 #[derive(Debug, Clone)]
 pub struct AgentCoreConfig {
-    /// The account whose runtimes exist.
-    pub account_id: String,
+    /// The accounts whose runtimes exist.
+    pub accounts: Vec<String>,
     /// Named endpoints every runtime has besides `DEFAULT`.
     pub endpoints: Vec<String>,
     /// Runtimes forwarded to local agents (the first matching rule wins).
     pub forward: Vec<Forward>,
     /// Bearer tokens OAuth runtimes accept.
     pub bearer_tokens: Vec<SecretString>,
+    /// Runtime IDs configured for OAuth (besides those named `oauth...`).
+    pub oauth_runtimes: Vec<String>,
 }
 
 impl Default for AgentCoreConfig {
     fn default() -> Self {
         Self {
-            account_id: DEFAULT_ACCOUNT_ID.into(),
+            accounts: vec![DEFAULT_ACCOUNT_ID.into()],
             endpoints: vec!["prod".into()],
             forward: Vec::new(),
             bearer_tokens: Vec::new(),
+            oauth_runtimes: Vec::new(),
         }
     }
 }
 
 impl AgentCoreConfig {
+    /// Whether `runtime` is configured for OAuth (bearer tokens) rather than SigV4.
+    pub fn is_oauth(&self, runtime: &target::Runtime) -> bool {
+        runtime.name().starts_with(OAUTH_NAME_PREFIX) || self.oauth_runtimes.contains(&runtime.id)
+    }
+
     /// The agent URL `runtime_id` is forwarded to, if any.
     pub fn forward_for(&self, runtime_id: &str) -> Option<&str> {
         self.forward
@@ -178,5 +187,17 @@ mod tests {
             Some("http://127.0.0.1:8080")
         );
         assert_eq!(AgentCoreConfig::default().forward_for("x-AbCdE12345"), None);
+    }
+
+    #[test]
+    fn oauth_runtimes_are_named_oauth_or_listed() {
+        let rt = |id: &str| target::runtime(id, Some(DEFAULT_ACCOUNT_ID), "us-east-1").unwrap();
+        let c = AgentCoreConfig {
+            oauth_runtimes: vec!["listed-AbCdE12345".into()],
+            ..Default::default()
+        };
+        assert!(c.is_oauth(&rt("oauth_agent-AbCdE12345")));
+        assert!(c.is_oauth(&rt("listed-AbCdE12345")));
+        assert!(!c.is_oauth(&rt("plain-AbCdE12345")));
     }
 }

@@ -338,6 +338,13 @@ async fn start_emulator(cfg: &mut Config) -> Result<SocketAddr, AnyError> {
         if m.settings.region.is_none() && m.settings.target.region().is_none() {
             m.settings.region = Some("us-east-1".into());
         }
+        // AgentCore runtimes exist in the accounts their ARNs name.
+        if let Some(arn) =
+            agentbridge::agentcore::arn::RuntimeArn::parse(&m.settings.target.model())
+            && !ecfg.agentcore.accounts.contains(&arn.account)
+        {
+            ecfg.agentcore.accounts.push(arn.account);
+        }
     }
     let addr = agentbridge_emulator::spawn(ecfg).await?;
     for m in &mut cfg.models {

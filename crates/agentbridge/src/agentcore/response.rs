@@ -12,7 +12,8 @@
 //!   the last `{"event": {"messageStop": {"stopReason"}}}` sets the finish;
 //! - a JSON string is text (an entrypoint yielding text), except the Python `repr()` of a
 //!   Strands event (`"{'data': 'Hi', 'delta': ..., 'agent': <...>}"`), which Strands'
-//!   fallback serialisation sends beside the JSON events: never shown;
+//!   fallback serialisation sends beside the JSON events: never shown; once Strands' text
+//!   deltas have carried text, JSON strings are not text any more (they repeat it);
 //! - tool use (`contentBlockStart` with `toolUse`, and `message` events holding `toolUse` or
 //!   `toolResult`) is the agent's own work: [`Piece::Trace`] when traces were asked for,
 //!   never tool calls for the client;

@@ -312,8 +312,8 @@ fn describe_db(url: &str) -> String {
     }
 }
 
-/// Starts the emulator in-process, points every model at it, and makes it accept the
-/// credentials the models sign with.
+/// Starts the emulator in-process, points every model at it (Bedrock Agents and AgentCore
+/// Runtime alike: it serves both), and makes it accept the credentials the models sign with.
 async fn start_emulator(cfg: &mut Config) -> Result<SocketAddr, AnyError> {
     let mut ecfg = EmulatorConfig::default();
     for m in &mut cfg.models {
@@ -334,8 +334,16 @@ async fn start_emulator(cfg: &mut Config) -> Result<SocketAddr, AnyError> {
                 auth.web_identity_token = None;
             }
         }
-        if m.settings.region.is_none() {
+        // A model string that names its region (an AgentCore runtime ARN) keeps it.
+        if m.settings.region.is_none() && m.settings.target.region().is_none() {
             m.settings.region = Some("us-east-1".into());
+        }
+        // AgentCore runtimes exist in the accounts their ARNs name.
+        if let Some(arn) =
+            agentbridge::agentcore::arn::RuntimeArn::parse(&m.settings.target.model())
+            && !ecfg.agentcore.accounts.contains(&arn.account)
+        {
+            ecfg.agentcore.accounts.push(arn.account);
         }
     }
     let addr = agentbridge_emulator::spawn(ecfg).await?;

@@ -196,7 +196,10 @@ pub async fn aws_http_error(resp: Response, wait: Duration) -> Error {
     if kind == AwsErrorKind::Other {
         kind = match status {
             429 => AwsErrorKind::Throttling,
+            402 => AwsErrorKind::ServiceQuotaExceeded,
+            401 => AwsErrorKind::Unauthorized,
             403 => AwsErrorKind::AccessDenied,
+            409 => AwsErrorKind::Conflict,
             404 => AwsErrorKind::ResourceNotFound,
             400 => AwsErrorKind::Validation,
             502 => AwsErrorKind::BadGateway,

@@ -27,6 +27,14 @@ pub enum AwsErrorKind {
     ModelNotReady,
     /// `ConflictException` (409).
     Conflict,
+    /// `RetryableConflictException` (409; AgentCore: the session is busy with another call,
+    /// nothing ran, so a retry with backoff is safe).
+    RetryableConflict,
+    /// `UnauthorizedException` (401; AgentCore: the bearer token is missing or refused).
+    Unauthorized,
+    /// `RuntimeClientError` (424; AgentCore: the agent's own code failed; its message is
+    /// relayed).
+    RuntimeClientError,
     /// A signature or credential problem reported by the SigV4 layer
     /// (`InvalidSignatureException`, `UnrecognizedClientException`, `ExpiredTokenException`...).
     Authentication,
@@ -51,6 +59,9 @@ impl AwsErrorKind {
             "internalserverexception" => Self::InternalServer,
             "modelnotreadyexception" => Self::ModelNotReady,
             "conflictexception" => Self::Conflict,
+            "retryableconflictexception" => Self::RetryableConflict,
+            "unauthorizedexception" => Self::Unauthorized,
+            "runtimeclienterror" => Self::RuntimeClientError,
             "invalidsignatureexception"
             | "unrecognizedclientexception"
             | "expiredtokenexception"
@@ -67,12 +78,12 @@ impl AwsErrorKind {
             Self::AccessDenied => 403,
             Self::ResourceNotFound => 404,
             Self::Validation => 400,
-            Self::DependencyFailed => 424,
+            Self::DependencyFailed | Self::RuntimeClientError => 424,
             Self::BadGateway => 502,
             Self::InternalServer | Self::Other => 500,
             Self::ModelNotReady => 503,
-            Self::Conflict => 409,
-            Self::Authentication => 401,
+            Self::Conflict | Self::RetryableConflict => 409,
+            Self::Authentication | Self::Unauthorized => 401,
         }
     }
 
@@ -86,6 +97,7 @@ impl AwsErrorKind {
                 | Self::BadGateway
                 | Self::ModelNotReady
                 | Self::DependencyFailed
+                | Self::RetryableConflict
         )
     }
 }
@@ -237,6 +249,9 @@ mod tests {
             ("ModelNotReadyException", 503, "api_error"),
             ("ConflictException", 409, "invalid_request_error"),
             ("InvalidSignatureException", 401, "authentication_error"),
+            ("UnauthorizedException", 401, "authentication_error"),
+            ("RetryableConflictException", 409, "invalid_request_error"),
+            ("RuntimeClientError", 424, "api_error"),
             ("SomethingNewException", 500, "api_error"),
         ];
         for (name, status, ty) in cases {

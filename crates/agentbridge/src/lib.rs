@@ -1,8 +1,9 @@
 //! # agentbridge
 //!
-//! Call AWS agents (Amazon Bedrock Agents today) in the OpenAI Chat Completions format. This
-//! crate is the SDK: the canonical request and answer ([`canonical`]), the targets that call
-//! agent services ([`target`]: [`bedrock_agent`]), the Chat Completions door
+//! Call AWS agents (Amazon Bedrock Agents and Bedrock AgentCore Runtime) in the OpenAI Chat
+//! Completions format. This crate is the SDK: the canonical request and answer
+//! ([`canonical`]), the targets that call agent services ([`target`]: [`bedrock_agent`],
+//! [`agentcore`]), the Chat Completions door
 //! ([`completion`], [`openai`]), the SigV4-signed client, the event-stream decoder and the
 //! pricing table. It has no server code (that is `agentbridge-proxy`).
 //!
@@ -24,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod agentcore;
 pub mod answer;
 pub mod bedrock_agent;
 pub mod canonical;

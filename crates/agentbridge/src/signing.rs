@@ -20,9 +20,34 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// The signing name of the Bedrock Agents runtime.
 pub const SIGNING_NAME: &str = "bedrock";
 
-/// Signs a request and returns the headers to add (`authorization`, `x-amz-date`,
-/// `x-amz-security-token`).
+/// Signs a Bedrock Agents request (signing name [`SIGNING_NAME`]) and returns the headers to
+/// add (`authorization`, `x-amz-date`, `x-amz-security-token`).
 pub fn sign_request(
+    credentials: &Credentials,
+    region: &str,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    time: SystemTime,
+) -> Result<Vec<(String, String)>> {
+    sign_request_as(
+        SIGNING_NAME,
+        credentials,
+        region,
+        method,
+        url,
+        headers,
+        body,
+        time,
+    )
+}
+
+/// Like [`sign_request`], for the service whose signing name is `service` (for example
+/// `bedrock-agentcore`).
+#[allow(clippy::too_many_arguments)]
+pub fn sign_request_as(
+    service: &str,
     credentials: &Credentials,
     region: &str,
     method: &str,
@@ -35,7 +60,7 @@ pub fn sign_request(
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region(region)
-        .name(SIGNING_NAME)
+        .name(service)
         .time(time)
         .settings(SigningSettings::default())
         .build()

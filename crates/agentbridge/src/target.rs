@@ -74,7 +74,7 @@ pub struct TargetKind {
 }
 
 /// Every target. Adding one is a module and a line here.
-pub static TARGETS: &[&TargetKind] = &[&crate::bedrock_agent::KIND];
+pub static TARGETS: &[&TargetKind] = &[&crate::bedrock_agent::KIND, &crate::agentcore::KIND];
 
 /// The target kind a model string names.
 pub fn kind_for(model: &str) -> Option<&'static TargetKind> {

@@ -290,7 +290,9 @@ def test_session_id_continues_a_conversation(claude):
 
 def test_errors_are_anthropic_errors(claude, gateway_url):
     with pytest.raises(anthropic.BadRequestError) as e:
-        claude.messages.create(model=MODEL, max_tokens=None, messages=[{"role": "user", "content": "x"}])  # type: ignore[arg-type]
+        # (An explicit timeout: the SDK would compute one from max_tokens.)
+        claude.messages.create(model=MODEL, max_tokens=None, timeout=30,  # type: ignore[arg-type]
+                               messages=[{"role": "user", "content": "x"}])
     assert e.value.body["type"] == "error" and e.value.body["error"]["type"] == "invalid_request_error"
     assert "max_tokens" in e.value.body["error"]["message"]
     with pytest.raises(anthropic.AuthenticationError) as e:

@@ -238,7 +238,7 @@ impl Builder {
     /// Completes the open message, if any, with its text part; returns its index.
     pub fn close(&mut self) -> Option<usize> {
         let i = self.open.take()?;
-        let part = std::mem::replace(&mut self.part, OutputText::new());
+        let part = std::mem::take(&mut self.part);
         if let Some(OutputItem::Message {
             status, content, ..
         }) = self.output.get_mut(i)

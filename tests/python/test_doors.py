@@ -323,3 +323,22 @@ def test_midstream_error_is_an_error_event(claude):
                 got.append(t)
     assert got, "text was sent before the failure"
     assert e.value.body["type"] == "error" and e.value.body["error"]["type"] == "rate_limit_error"
+
+
+# --- Virtual keys through the new doors (the shared path) ----------------------------------
+
+
+def test_virtual_keys_are_admitted_and_charged_through_both_doors(gateway_url, oai):
+    admin = {"Authorization": f"Bearer {MASTER_KEY}"}
+    k = requests.post(f"{gateway_url}/key/generate", json={"models": [MODEL]}, headers=admin).json()["key"]
+    r1 = OpenAI(base_url=gateway_url, api_key=k, max_retries=0).responses.with_raw_response.create(model=MODEL, input="x")
+    c1 = float(r1.headers["x-litellm-response-cost"])
+    assert float(r1.headers["x-litellm-key-spend"]) == pytest.approx(c1)
+    key_claude = anthropic.Anthropic(base_url=gateway_url, api_key=k, max_retries=0)
+    r2 = key_claude.messages.with_raw_response.create(model=MODEL, max_tokens=8, messages=[{"role": "user", "content": "y"}])
+    assert float(r2.headers["x-litellm-key-spend"]) == pytest.approx(c1 + float(r2.headers["x-litellm-response-cost"]))
+    with pytest.raises(anthropic.PermissionDeniedError) as e:
+        key_claude.messages.create(model="bedrock-agent-2", max_tokens=8, messages=[{"role": "user", "content": "z"}])
+    assert e.value.body["error"]["type"] == "permission_error"
+    with pytest.raises(openai.PermissionDeniedError):
+        OpenAI(base_url=gateway_url, api_key=k, max_retries=0).responses.create(model="bedrock-agent-2", input="z")

@@ -34,7 +34,7 @@ pub fn app(gateway: Arc<Gateway>) -> agentbridge::Result<Router> {
     Ok(Handler::new(gateway)?.router)
 }
 
-/// One worker's request handler: the chat route straight to its handler (no routing,
+/// One worker's request handler: the doors' routes straight to their handlers (no routing,
 /// middleware or extractor layers on the busiest path), everything else through the router.
 /// Both share one upstream client.
 #[derive(Clone)]
@@ -79,6 +79,30 @@ impl Handler {
                     .await
             });
         }
+        if req.method() == http::Method::POST && (path == "/v1/responses" || path == "/responses") {
+            let state = self.state.clone();
+            return Box::pin(async move {
+                let (parts, body) = req.into_parts();
+                doors::serve::<doors::responses::Responses>(
+                    state,
+                    parts.headers,
+                    axum::body::Body::new(body),
+                )
+                .await
+            });
+        }
+        if req.method() == http::Method::POST && path == "/v1/messages" {
+            let state = self.state.clone();
+            return Box::pin(async move {
+                let (parts, body) = req.into_parts();
+                doors::serve::<doors::messages::Messages>(
+                    state,
+                    parts.headers,
+                    axum::body::Body::new(body),
+                )
+                .await
+            });
+        }
         let call = tower::ServiceExt::oneshot(self.router.clone(), req);
         Box::pin(async move {
             match call.await {
@@ -107,6 +131,10 @@ fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/v1/chat/completions", post(routes::chat))
         .route("/chat/completions", post(routes::chat))
+        .route("/v1/responses", post(routes::responses))
+        .route("/responses", post(routes::responses))
+        .route("/v1/responses/{id}", get(doors::responses::retrieve))
+        .route("/responses/{id}", get(doors::responses::retrieve))
         .route("/v1/models", get(routes::models))
         .route("/models", get(routes::models))
         .merge(admin)
@@ -114,8 +142,11 @@ fn router(state: AppState) -> Router {
             Arc::clone(&gateway),
             routes::require_key,
         ));
+    // The Messages door answers auth failures in its own error shape, so it authenticates
+    // in its handler rather than behind the shared middleware.
     Router::new()
         .merge(api)
+        .route("/v1/messages", post(routes::messages))
         .route("/health/liveliness", get(routes::liveliness))
         .route("/health/liveness", get(routes::liveliness))
         .route("/health/readiness", get(routes::readiness))

@@ -130,6 +130,21 @@ pub async fn chat(
     doors::serve_as::<doors::chat::Chat>(state, caller, headers, body).await
 }
 
+/// `POST /v1/responses` and `/responses`, behind the router's auth.
+pub async fn responses(
+    State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    doors::serve_as::<doors::responses::Responses>(state, caller, headers, body).await
+}
+
+/// `POST /v1/messages`: authenticates itself, so that a refusal is in Anthropic's shape.
+pub async fn messages(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    doors::serve::<doors::messages::Messages>(state, headers, body).await
+}
+
 /// `GET /v1/models` and `/models`.
 pub async fn models(State(gw): State<Arc<Gateway>>) -> Response {
     let data: Vec<Value> = gw

@@ -1,7 +1,10 @@
 //! Server-Sent Events for every door: the answer's pieces are written by the door's
 //! [`SseEncoder`] as they come. After [`Piece::End`] the door writes its end (Chat
 //! Completions: `data: [DONE]`); an error mid-stream is written as the door's in-band error
-//! and ends the stream. The usage and cost of the end are kept for spend accounting.
+//! and ends the stream. The usage and cost of the end are kept for spend accounting. A door
+//! whose format has a keep-alive event ([`SseEncoder::keepalive`]) gets it after each
+//! [`KEEPALIVE`] without output (one timer per stream, never reset: a tick that finds output
+//! since the last one writes nothing).
 
 use agentbridge::Error;
 use agentbridge::canonical::{Outcome, Piece};
@@ -17,7 +20,15 @@ pub trait SseEncoder: Send + Unpin + 'static {
     fn piece(&mut self, piece: Piece, out: &mut Vec<u8>);
     /// Writes the door's in-band error event(s). The stream ends after it.
     fn error(&mut self, e: &Error, out: &mut Vec<u8>);
+    /// The event written when the stream has been silent for [`KEEPALIVE`], if the format
+    /// has one (Anthropic's `ping`).
+    fn keepalive(&self) -> Option<&'static [u8]> {
+        None
+    }
 }
+
+/// How long a stream may be silent before the door's keep-alive event goes out.
+pub const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Appends one SSE event: `event: {name}` when named, then `data: {json}`.
 pub fn write_event<T: serde::Serialize>(out: &mut Vec<u8>, name: Option<&str>, data: &T) {
@@ -51,11 +62,22 @@ where
     S: Stream<Item = agentbridge::Result<Piece>> + Send + 'static,
     E: SseEncoder,
 {
+    let keepalive = encoder.keepalive().map(|event| {
+        let start = tokio::time::Instant::now() + KEEPALIVE;
+        let mut timer = tokio::time::interval_at(start, KEEPALIVE);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Keepalive {
+            timer,
+            event,
+            wrote: false,
+        }
+    });
     SseBody {
         pieces: Box::pin(pieces),
         encoder,
         outcome,
         ended: false,
+        keepalive,
     }
 }
 
@@ -64,6 +86,26 @@ struct SseBody<S, E> {
     encoder: E,
     outcome: OutcomeHandle,
     ended: bool,
+    keepalive: Option<Keepalive>,
+}
+
+struct Keepalive {
+    timer: tokio::time::Interval,
+    event: &'static [u8],
+    /// Whether anything went out since the last tick.
+    wrote: bool,
+}
+
+impl Keepalive {
+    /// Writes the event for each tick that found the stream silent since the one before.
+    fn poll(&mut self, cx: &mut Context<'_>, out: &mut Vec<u8>) {
+        while self.timer.poll_tick(cx).is_ready() {
+            if !self.wrote {
+                out.extend_from_slice(self.event);
+            }
+            self.wrote = false;
+        }
+    }
 }
 
 impl<S, E> SseBody<S, E> {
@@ -102,6 +144,15 @@ where
                 Poll::Ready(Some(Err(e))) => this.fail(&e, &mut out),
                 Poll::Ready(None) => this.fail(&agentbridge::completion::missing_end(), &mut out),
             }
+        }
+        if !out.is_empty() {
+            if let Some(k) = &mut this.keepalive {
+                k.wrote = true;
+            }
+        } else if !this.ended
+            && let Some(k) = &mut this.keepalive
+        {
+            k.poll(cx, &mut out);
         }
         match (out.is_empty(), this.ended) {
             (false, _) => Poll::Ready(Some(Ok(Bytes::from(out)))),
@@ -219,6 +270,37 @@ mod tests {
             [TEXT, b"event: error\ndata: \"ThrottlingException\"\n\n"].concat()
         );
         assert!(outcome.lock().unwrap().is_none());
+    }
+
+    /// [`Plain`] with a keep-alive event.
+    struct Pinging;
+    impl SseEncoder for Pinging {
+        fn piece(&mut self, piece: Piece, out: &mut Vec<u8>) {
+            Plain.piece(piece, out)
+        }
+        fn error(&mut self, e: &Error, out: &mut Vec<u8>) {
+            Plain.error(e, out)
+        }
+        fn keepalive(&self) -> Option<&'static [u8]> {
+            Some(b"event: ping\ndata: {}\n\n")
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_stream_gets_the_keepalive_event_and_a_busy_one_does_not() {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let start = tokio::time::Instant::now();
+        let mut sse = Box::pin(body(rx, Pinging, OutcomeHandle::default()));
+        tx.unbounded_send(text()).unwrap();
+        assert_eq!(sse.next().await.unwrap().unwrap(), TEXT);
+        // Output within the first period: its tick writes nothing, the next silent one pings.
+        let ping = sse.next().await.unwrap().unwrap();
+        assert_eq!(ping, &b"event: ping\ndata: {}\n\n"[..]);
+        // (Virtual time: the clock jumps from timer to timer.)
+        assert_eq!(start.elapsed(), 2 * KEEPALIVE);
+        tx.unbounded_send(end()).unwrap();
+        assert_eq!(sse.next().await.unwrap().unwrap(), END);
+        assert!(sse.next().await.is_none());
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@
 //! field at fault, and writes chunks as `data:` events ending with `data: [DONE]`, or an
 //! in-band `data: {"error": ...}` (no `[DONE]`; OpenAI SDKs raise on it).
 
+use super::common::bad;
 use super::{AnswerMeta, Completed, Door, Parsed};
 use crate::error::{ProxyError, Result};
 use crate::sse::{SseEncoder, write_event};
@@ -104,13 +105,6 @@ impl SseEncoder for ChunkWriter {
 
     fn error(&mut self, e: &Error, out: &mut Vec<u8>) {
         write_event(out, None, &e.to_openai_json());
-    }
-}
-
-fn bad(message: impl Into<String>, param: Option<&str>) -> ProxyError {
-    ProxyError::BadRequest {
-        message: message.into(),
-        param: param.map(str::to_string),
     }
 }
 
@@ -244,6 +238,7 @@ mod tests {
             request_id: "r-1".into(),
             model: "m".into(),
             created: 1,
+            deployment: "m/0".into(),
         };
         let req = AgentRequest::new(vec![]);
         let mut w = Chat::encoder((), meta.clone(), &req, "s");

@@ -10,6 +10,9 @@
 //! Adding a door is a module here and a route in [`crate::Handler`] / [`crate::app`].
 
 pub mod chat;
+pub mod common;
+pub mod messages;
+pub mod responses;
 
 use crate::error::{ProxyError, Result};
 use crate::keys::Caller;
@@ -45,6 +48,8 @@ pub struct AnswerMeta {
     pub model: String,
     /// Unix seconds.
     pub created: u64,
+    /// The deployment that answered (`{model_name}/{index}`).
+    pub deployment: String,
 }
 
 /// A non-streamed answer, rendered.
@@ -157,10 +162,11 @@ async fn answer<D: Door>(
         _ => None,
     };
     let request_id = uuid::Uuid::new_v4().to_string();
-    let meta = AnswerMeta {
+    let mut meta = AnswerMeta {
         request_id: request_id.clone(),
         model: model.clone(),
         created: now_secs(),
+        deployment: String::new(),
     };
     let span = tracing::info_span!("request", door = D::NAME, request_id = %request_id, model = %model, stream = request.options.stream, session = tracing::field::Empty);
 
@@ -168,6 +174,7 @@ async fn answer<D: Door>(
         let (answer, deployment) = pool.invoke(&client, &request).await?;
         tracing::Span::current().record("session", answer.session_id.as_str());
         let session = answer.session_id.clone();
+        meta.deployment.clone_from(&deployment);
         let mut common = HeaderMap::new();
         if let Some(v) = header(&session) {
             common.insert(SESSION_ID, v);

@@ -1,0 +1,266 @@
+//! The Responses API's stream: `response.created`, `response.in_progress`, then per output
+//! item `response.output_item.added`, its content (`response.content_part.added`,
+//! `response.output_text.delta`, `response.output_text.annotation.added`,
+//! `response.output_text.done`, `response.content_part.done`; or
+//! `response.function_call_arguments.delta` / `.done`), `response.output_item.done`, and
+//! `response.completed` (`response.incomplete` when a guardrail intervened) with the whole
+//! response. Every event is named and numbered (`sequence_number`). A failure mid-stream is
+//! `response.failed` (the response with its `error`) followed by an `error` event.
+
+use super::Ctx;
+use super::types::{Builder, OutputItem, OutputText, UrlCitation};
+use crate::doors::AnswerMeta;
+use crate::sse::{SseEncoder, write_event};
+use agentbridge::Error;
+use agentbridge::canonical::{Ending, Finish, Piece};
+use serde::Serialize;
+use serde_json::json;
+
+/// Writes an answer as Responses API events.
+#[derive(Debug)]
+pub struct EventWriter {
+    builder: Builder,
+    meta: AnswerMeta,
+    ctx: Ctx,
+    session_id: String,
+    include_trace: bool,
+    seq: u64,
+    started: bool,
+}
+
+#[derive(Serialize)]
+struct Event<'a, T: Serialize> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    sequence_number: u64,
+    #[serde(flatten)]
+    body: T,
+}
+
+#[derive(Serialize)]
+struct TextDelta<'a> {
+    item_id: &'a str,
+    output_index: usize,
+    content_index: usize,
+    delta: &'a str,
+    logprobs: [(); 0],
+}
+
+fn emit<T: Serialize>(out: &mut Vec<u8>, seq: &mut u64, kind: &str, body: T) {
+    write_event(
+        out,
+        Some(kind),
+        &Event {
+            kind,
+            sequence_number: *seq,
+            body,
+        },
+    );
+    *seq += 1;
+}
+
+impl EventWriter {
+    /// A writer for the answer of `meta`'s request on `session_id`.
+    pub fn new(ctx: Ctx, meta: AnswerMeta, session_id: &str, include_trace: bool) -> Self {
+        Self {
+            builder: Builder::new(&meta, session_id),
+            meta,
+            ctx,
+            session_id: session_id.to_string(),
+            include_trace,
+            seq: 0,
+            started: false,
+        }
+    }
+
+    fn lifecycle(&mut self, out: &mut Vec<u8>, kind: &str, ending: Option<&Ending>) {
+        let response = self.builder.response(
+            &self.meta,
+            &self.ctx.echo,
+            &self.session_id,
+            ending,
+            self.include_trace,
+        );
+        emit(out, &mut self.seq, kind, json!({ "response": response }));
+    }
+
+    fn start(&mut self, out: &mut Vec<u8>) {
+        if !self.started {
+            self.started = true;
+            self.lifecycle(out, "response.created", None);
+            self.lifecycle(out, "response.in_progress", None);
+        }
+    }
+
+    /// The open message's index, announcing it if it is new.
+    fn message(&mut self, out: &mut Vec<u8>) -> usize {
+        let (i, opened) = self.builder.message();
+        if opened {
+            let id = self.builder.item_id(i);
+            let item = json!({"id": id, "type": "message", "status": "in_progress", "role": "assistant", "content": []});
+            emit(
+                out,
+                &mut self.seq,
+                "response.output_item.added",
+                json!({"output_index": i, "item": item}),
+            );
+            emit(
+                out,
+                &mut self.seq,
+                "response.content_part.added",
+                json!({"item_id": id, "output_index": i, "content_index": 0, "part": OutputText::new()}),
+            );
+        }
+        i
+    }
+
+    /// Completes the open message: its text, its part and the item.
+    fn close(&mut self, out: &mut Vec<u8>) {
+        let Some(i) = self.builder.close() else {
+            return;
+        };
+        let Some(item @ OutputItem::Message { id, content, .. }) = self.builder.output.get(i)
+        else {
+            return;
+        };
+        if let Some(part) = content.first() {
+            emit(
+                out,
+                &mut self.seq,
+                "response.output_text.done",
+                json!({"item_id": id, "output_index": i, "content_index": 0, "text": part.text, "logprobs": []}),
+            );
+            emit(
+                out,
+                &mut self.seq,
+                "response.content_part.done",
+                json!({"item_id": id, "output_index": i, "content_index": 0, "part": part}),
+            );
+        }
+        emit(
+            out,
+            &mut self.seq,
+            "response.output_item.done",
+            json!({"output_index": i, "item": item}),
+        );
+    }
+}
+
+impl SseEncoder for EventWriter {
+    fn piece(&mut self, piece: Piece, out: &mut Vec<u8>) {
+        self.start(out);
+        match piece {
+            Piece::Text(t) => {
+                let i = self.message(out);
+                self.builder.text(&t);
+                let delta = TextDelta {
+                    item_id: self.builder.item_id(i),
+                    output_index: i,
+                    content_index: 0,
+                    delta: &t,
+                    logprobs: [],
+                };
+                emit(out, &mut self.seq, "response.output_text.delta", delta);
+            }
+            Piece::Citations { annotations, .. } => {
+                let i = self.message(out);
+                let added: Vec<UrlCitation> =
+                    annotations.iter().cloned().map(UrlCitation::from).collect();
+                let first = self.builder.annotations(annotations);
+                let id = self.builder.item_id(i);
+                for (k, a) in added.into_iter().enumerate() {
+                    emit(
+                        out,
+                        &mut self.seq,
+                        "response.output_text.annotation.added",
+                        json!({"item_id": id, "output_index": i, "content_index": 0, "annotation_index": first + k, "annotation": a}),
+                    );
+                }
+            }
+            Piece::ToolCalls(calls) => {
+                self.close(out);
+                for call in calls {
+                    let i = self.builder.call(call);
+                    let Some(
+                        item @ OutputItem::FunctionCall {
+                            id,
+                            call_id,
+                            name,
+                            arguments,
+                            ..
+                        },
+                    ) = self.builder.output.get(i)
+                    else {
+                        continue;
+                    };
+                    let added = json!({"id": id, "type": "function_call", "status": "in_progress", "call_id": call_id, "name": name, "arguments": ""});
+                    emit(
+                        out,
+                        &mut self.seq,
+                        "response.output_item.added",
+                        json!({"output_index": i, "item": added}),
+                    );
+                    emit(
+                        out,
+                        &mut self.seq,
+                        "response.function_call_arguments.delta",
+                        json!({"item_id": id, "output_index": i, "delta": arguments}),
+                    );
+                    emit(
+                        out,
+                        &mut self.seq,
+                        "response.function_call_arguments.done",
+                        json!({"item_id": id, "output_index": i, "name": name, "arguments": arguments}),
+                    );
+                    emit(
+                        out,
+                        &mut self.seq,
+                        "response.output_item.done",
+                        json!({"output_index": i, "item": item}),
+                    );
+                }
+            }
+            Piece::Files(files) => self.builder.files.extend(files),
+            Piece::Trace(t) => self.builder.traces.push(t),
+            Piece::End(ending) => {
+                self.close(out);
+                let kind = match ending.finish {
+                    Finish::ContentFilter => "response.incomplete",
+                    Finish::Stop | Finish::ToolCalls => "response.completed",
+                };
+                self.lifecycle(out, kind, Some(&ending));
+            }
+        }
+    }
+
+    fn error(&mut self, e: &Error, out: &mut Vec<u8>) {
+        self.start(out);
+        let code = if e.status_code() == 429 {
+            "rate_limit_exceeded"
+        } else {
+            "server_error"
+        };
+        let mut response = serde_json::to_value(self.builder.response(
+            &self.meta,
+            &self.ctx.echo,
+            &self.session_id,
+            None,
+            false,
+        ))
+        .unwrap_or_default();
+        response["status"] = json!("failed");
+        response["error"] = json!({"code": code, "message": e.to_string()});
+        emit(
+            out,
+            &mut self.seq,
+            "response.failed",
+            json!({ "response": response }),
+        );
+        emit(
+            out,
+            &mut self.seq,
+            "error",
+            json!({"code": e.code(), "message": e.to_string(), "param": e.param()}),
+        );
+    }
+}

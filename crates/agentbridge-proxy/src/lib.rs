@@ -18,6 +18,7 @@ pub mod config;
 pub mod doors;
 pub mod error;
 pub mod keys;
+pub mod router;
 pub mod routes;
 pub mod server;
 pub mod sse;
@@ -109,6 +110,7 @@ fn router(state: AppState) -> Router {
         .route("/chat/completions", post(routes::chat))
         .route("/v1/models", get(routes::models))
         .route("/models", get(routes::models))
+        .route("/health", get(routes::health))
         .merge(admin)
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&gateway),

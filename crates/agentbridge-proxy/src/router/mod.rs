@@ -17,6 +17,7 @@ pub mod affinity;
 pub mod health;
 pub mod settings;
 pub mod shared;
+mod status;
 pub mod strategy;
 
 use crate::error::{ProxyError, Result};
@@ -28,6 +29,12 @@ use serde_json::{Value, json};
 use settings::{DeploymentInfo, RouterSettings};
 use std::sync::Arc;
 use strategy::{Candidate, Strategy};
+
+/// Whether a failure counts against the deployment: the ones the agent cannot have acted on,
+/// and timeouts.
+fn counts(e: &agentbridge::Error) -> bool {
+    e.is_retryable() || matches!(e, agentbridge::Error::Timeout(_))
+}
 
 /// One deployment of a group.
 #[derive(Debug)]
@@ -193,7 +200,9 @@ impl Router {
                     session_new: false,
                 }),
                 Err(e) => {
-                    m.health.note_error(now_ms(), &e);
+                    if counts(&e) {
+                        m.health.note_error(now_ms(), &e);
+                    }
                     Err(e.into())
                 }
             };
@@ -296,8 +305,7 @@ impl Router {
                 if tracked {
                     m.health.end();
                 }
-                let counts = e.is_retryable() || matches!(e, agentbridge::Error::Timeout(_));
-                if !counts {
+                if !counts(&e) {
                     return Err(e);
                 }
                 let cooldown = if self.settings.disable_cooldowns {
@@ -381,59 +389,5 @@ impl Router {
             _ => p.internal_server,
         };
         class.unwrap_or(self.settings.num_retries)
-    }
-
-    fn unavailable(&self, g: &Group, now: u64) -> ProxyError {
-        let until = g
-            .members
-            .iter()
-            .filter_map(|m| m.health.cooling_until(now))
-            .min();
-        ProxyError::Unavailable(match until {
-            Some(t) => format!(
-                "no deployment of model {} can take the request: all are cooling down or at their rpm/tpm limits (the first back at {})",
-                g.name,
-                health::rfc3339(t)
-            ),
-            None => format!(
-                "no deployment of model {} can take the request: all are at their rpm/tpm limits for this minute",
-                g.name
-            ),
-        })
-    }
-
-    /// `GET /health`: every deployment's state, without calling any agent.
-    pub fn report(&self, groups: &[(String, Group)]) -> Value {
-        let now = now_ms();
-        let mut healthy = Vec::new();
-        let mut unhealthy = Vec::new();
-        for (_, g) in groups {
-            for m in &g.members {
-                let mut r = m.health.report(now);
-                if let Some(o) = r.as_object_mut() {
-                    o.insert("model_name".into(), json!(g.name));
-                    o.insert("model_id".into(), json!(&*m.id));
-                    o.insert("model".into(), json!(m.deployment.settings.target.model()));
-                    o.insert("api_base".into(), json!(m.deployment.endpoint));
-                }
-                if r["state"] == "healthy" {
-                    healthy.push(r)
-                } else {
-                    unhealthy.push(r)
-                }
-            }
-        }
-        json!({
-            "healthy_count": healthy.len(),
-            "unhealthy_count": unhealthy.len(),
-            "healthy_endpoints": healthy,
-            "unhealthy_endpoints": unhealthy,
-            "routing_strategy": self.settings.strategy.name(),
-            "shared_state": match &self.shared {
-                None => "none",
-                Some(s) if s.healthy() => "redis",
-                Some(_) => "redis unreachable: per instance",
-            },
-        })
     }
 }

@@ -20,12 +20,12 @@ pub mod shared;
 mod status;
 pub mod strategy;
 
-use crate::error::{ProxyError, Result};
+use crate::error::Result;
 use agentbridge::canonical::{AgentRequest, Answer, Piece};
 use agentbridge::{Client, Deployment};
 use futures::StreamExt;
 use health::{Health, now_ms};
-use serde_json::{Value, json};
+use serde_json::Value;
 use settings::{DeploymentInfo, RouterSettings};
 use std::sync::Arc;
 use strategy::{Candidate, Strategy};

@@ -34,6 +34,8 @@ pub struct ModelEntry {
     pub name: String,
     /// `litellm_params`, parsed.
     pub settings: DeploymentSettings,
+    /// Routing facts: `model_info.id`, `rpm`, `tpm`, `weight`.
+    pub info: crate::router::settings::DeploymentInfo,
 }
 
 /// agentbridge's own server settings (`agentbridge:` section; flags override).
@@ -56,6 +58,10 @@ pub struct ServerSettings {
     /// What virtual-key requests get while Redis (`redis_url`) is unreachable: counted in
     /// per-instance windows (`per_instance`, the default) or refused with 503 (`refuse`).
     pub redis_outage: RedisOutage,
+    /// A pinned session whose deployment fails (or cools down) may move to another
+    /// deployment or fallback group, which starts it afresh (`x-agentbridge-session-new:
+    /// true`). Default false: the session's own deployment answers, or its error does.
+    pub session_failover: bool,
 }
 
 /// What happens to rate limits and budgets while Redis is unreachable.
@@ -80,6 +86,7 @@ impl Default for ServerSettings {
             shutdown_grace_secs: 30.0,
             workers: 0,
             redis_outage: RedisOutage::PerInstance,
+            session_failover: false,
         }
     }
 }
@@ -110,6 +117,8 @@ pub struct Config {
     pub default_database: Option<std::path::PathBuf>,
     /// Server settings.
     pub server: ServerSettings,
+    /// `router_settings` (and the router's names in `litellm_settings`).
+    pub router: crate::router::settings::RouterSettings,
     /// Keys that were ignored, for the start-up log.
     pub warnings: Vec<String>,
 }
@@ -197,18 +206,13 @@ pub fn parse(
         .contains(&k.as_str())
         {
             warnings.push(format!("{k}: unknown top-level key, ignored"));
-        } else if [
-            "litellm_settings",
-            "router_settings",
-            "environment_variables",
-        ]
-        .contains(&k.as_str())
-        {
+        } else if k == "environment_variables" {
             warnings.push(format!("{k}: not used by agentbridge, ignored"));
         }
     }
 
     let mut models = Vec::new();
+    let mut own_timeout = Vec::new();
     match root.get("model_list") {
         None | Some(Value::Null) => {
             problems.push("model_list: required, a list of {model_name, litellm_params}".into())
@@ -223,7 +227,9 @@ pub fn parse(
                     continue;
                 };
                 for k in m.keys() {
-                    if !["model_name", "litellm_params", "model_info"].contains(&k.as_str()) {
+                    if !["model_name", "litellm_params", "model_info", "rpm", "tpm"]
+                        .contains(&k.as_str())
+                    {
                         warnings.push(format!("{at}.{k}: unknown key, ignored"));
                     }
                 }
@@ -255,8 +261,16 @@ pub fn parse(
                         continue;
                     }
                 };
+                let info = crate::router::settings::deployment_info(m, &params, &at, &mut problems);
                 match DeploymentSettings::from_params(&model, &params) {
-                    Ok(settings) => models.push(ModelEntry { name, settings }),
+                    Ok(settings) => {
+                        own_timeout.push(params.contains_key("timeout"));
+                        models.push(ModelEntry {
+                            name,
+                            settings,
+                            info,
+                        })
+                    }
                     Err(errs) => {
                         for e in errs {
                             problems.push(format!("{at}.litellm_params.{}: {}", e.key, e.message));
@@ -331,6 +345,26 @@ pub fn parse(
         },
     };
 
+    let router = crate::router::settings::read(&root, &models, env, &mut problems, &mut warnings);
+    let mut models = models;
+    if let Some(t) = router.timeout {
+        for (m, own) in models.iter_mut().zip(&own_timeout) {
+            if !own {
+                m.settings.timeouts.total = t;
+            }
+        }
+    }
+    let mut ids = std::collections::HashSet::new();
+    for m in &models {
+        if let Some(id) = &m.info.id
+            && !ids.insert(id.as_str())
+        {
+            problems.push(format!(
+                "model_list: model_info.id {id:?} is used twice; each deployment needs its own"
+            ));
+        }
+    }
+
     if problems.is_empty() {
         Ok(Config {
             models,
@@ -339,6 +373,7 @@ pub fn parse(
             redis_url,
             default_database: None,
             server,
+            router,
             warnings,
         })
     } else {
@@ -347,7 +382,7 @@ pub fn parse(
 }
 
 /// Replaces `os.environ/VAR` strings (at any depth) with the variable's value.
-fn resolve_env(
+pub(crate) fn resolve_env(
     map: &mut Map<String, Value>,
     at: &str,
     env: &dyn Fn(&str) -> Option<String>,

@@ -18,6 +18,7 @@ pub mod config;
 pub mod doors;
 pub mod error;
 pub mod keys;
+pub mod router;
 pub mod routes;
 pub mod server;
 pub mod sse;
@@ -137,6 +138,7 @@ fn router(state: AppState) -> Router {
         .route("/responses/{id}", get(doors::responses::retrieve))
         .route("/v1/models", get(routes::models))
         .route("/models", get(routes::models))
+        .route("/health", get(routes::health))
         .merge(admin)
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&gateway),

@@ -155,6 +155,12 @@ pub async fn models(State(gw): State<Arc<Gateway>>) -> Response {
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 
+/// `GET /health`: each deployment's state (healthy, or cooling down until when; its last
+/// error), from what the router saw; no agent is called.
+pub async fn health(State(gw): State<Arc<Gateway>>) -> Response {
+    axum::Json(gw.router.report(&gw.models)).into_response()
+}
+
 /// `GET /health/liveliness`.
 pub async fn liveliness() -> Response {
     axum::Json(json!("I'm alive!")).into_response()

@@ -2,52 +2,15 @@
 //! it ([`AppState`]: the shared state plus that worker's upstream client).
 
 use crate::config::{Config, ServerSettings};
-use agentbridge::canonical::{AgentRequest, Answer};
+use crate::router::{Routed, Router};
+use agentbridge::canonical::AgentRequest;
 use agentbridge::{Client, Deployment};
 use secrecy::SecretString;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Semaphore;
 
-/// Deployments served under one model name, taken in turn.
-#[derive(Debug)]
-pub struct Pool {
-    /// Each deployment with its id (`{model_name}/{index in the config's entries of that name}`).
-    deployments: Vec<(String, Arc<Deployment>)>,
-    next: AtomicUsize,
-}
-
-impl Pool {
-    /// The next deployment (round robin) and its id.
-    pub fn pick(&self) -> (&str, &Arc<Deployment>) {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.deployments.len();
-        let (id, d) = &self.deployments[i];
-        (id, d)
-    }
-
-    /// Sends `req` to a deployment of this pool; returns the answer and the deployment's id.
-    pub async fn invoke(
-        &self,
-        client: &Client,
-        req: &AgentRequest,
-    ) -> agentbridge::Result<(Answer, String)> {
-        let (id, d) = self.pick();
-        let answer = d.invoke(client, req).await?;
-        Ok((answer, id.to_string()))
-    }
-
-    /// The request header carrying the end user's own token, if the deployments name one.
-    pub fn user_token_header(&self) -> Option<&str> {
-        self.deployments
-            .iter()
-            .find_map(|(_, d)| d.settings.user_token_header.as_deref())
-    }
-
-    /// The deployments and their ids.
-    pub fn deployments(&self) -> impl Iterator<Item = (&str, &Arc<Deployment>)> {
-        self.deployments.iter().map(|(id, d)| (id.as_str(), d))
-    }
-}
+/// Deployments served under one model name (a router group).
+pub type Pool = crate::router::Group;
 
 /// What every worker shares: models, keys, limits.
 #[derive(Debug)]
@@ -56,6 +19,8 @@ pub struct Gateway {
     pub connect_timeout: std::time::Duration,
     /// Model name -> deployments, in config order.
     pub models: Vec<(String, Pool)>,
+    /// Routing settings and shared routing state.
+    pub router: Router,
     /// The master key, if any.
     pub master_key: Option<SecretString>,
     /// Limits and timeouts.
@@ -75,27 +40,22 @@ impl Gateway {
             .map(|m| m.settings.timeouts.connect)
             .max()
             .unwrap_or_default();
-        let mut models: Vec<(String, Pool)> = Vec::new();
+        let mut deployments = Vec::with_capacity(config.models.len());
         for entry in config.models {
             let d = Arc::new(
                 Deployment::new(entry.settings)
                     .await
                     .map_err(|e| format!("model {}: {e}", entry.name))?,
             );
-            match models.iter_mut().find(|(n, _)| *n == entry.name) {
-                Some((name, pool)) => {
-                    let id = format!("{name}/{}", pool.deployments.len());
-                    pool.deployments.push((id, d))
-                }
-                None => models.push((
-                    entry.name.clone(),
-                    Pool {
-                        deployments: vec![(format!("{}/0", entry.name), d)],
-                        next: AtomicUsize::new(0),
-                    },
-                )),
-            }
+            deployments.push((entry.name, d, entry.info));
         }
+        let mut router_settings = config.router;
+        if router_settings.redis_url.is_none() {
+            router_settings.redis_url = config.redis_url.clone();
+        }
+        let (router, groups) =
+            Router::build(router_settings, config.server.session_failover, deployments);
+        let models = groups.into_iter().map(|g| (g.name.clone(), g)).collect();
         let keys = match &config.master_key {
             None => None,
             Some(_) => {
@@ -119,6 +79,7 @@ impl Gateway {
             keys,
             connect_timeout: connect,
             models,
+            router,
             master_key: config.master_key,
             inflight: Arc::new(Semaphore::new(config.server.max_concurrent_requests)),
             server: config.server,
@@ -134,6 +95,18 @@ impl Gateway {
     /// The pool serving `name`.
     pub fn pool(&self, name: &str) -> Option<&Pool> {
         self.models.iter().find(|(n, _)| n == name).map(|(_, p)| p)
+    }
+
+    /// Answers `req` from the deployments of `pool` (or its fallbacks): see [`Router::route`].
+    pub async fn route(
+        &self,
+        pool: &Pool,
+        client: &Client,
+        req: &mut AgentRequest,
+    ) -> crate::error::Result<Routed> {
+        self.router
+            .route(pool, |name| self.pool(name), client, req)
+            .await
     }
 
     /// Served model names.

@@ -66,6 +66,10 @@ pub const DEPLOYMENT_PARAMS: &[&str] = &[
     "drop_params",
     "max_event_bytes",
     "user_token_header",
+    // Routing facts, read by the proxy's router.
+    "rpm",
+    "tpm",
+    "weight",
 ];
 
 /// InvokeAgent members the gateway sets itself (URI members and `enableTrace`).

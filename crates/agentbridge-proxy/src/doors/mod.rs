@@ -99,6 +99,7 @@ const KEY_SPEND: HeaderName = HeaderName::from_static("x-litellm-key-spend");
 const SESSION_ID: HeaderName = HeaderName::from_static("x-agentbridge-session-id");
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const DEPLOYMENT: HeaderName = HeaderName::from_static("x-agentbridge-deployment");
+const SESSION_NEW: HeaderName = HeaderName::from_static("x-agentbridge-session-new");
 const ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
 fn header(v: impl AsRef<str>) -> Option<HeaderValue> {
@@ -168,13 +169,15 @@ async fn answer<D: Door>(
         created: now_secs(),
         deployment: String::new(),
     };
+    let gw: &crate::state::Gateway = &gw;
     let span = tracing::info_span!("request", door = D::NAME, request_id = %request_id, model = %model, stream = request.options.stream, session = tracing::field::Empty);
 
     async move {
-        let (answer, deployment) = pool.invoke(&client, &request).await?;
+        let routed = gw.route(pool, &client, &mut request).await?;
+        let (answer, deployment) = (routed.answer, routed.deployment);
         tracing::Span::current().record("session", answer.session_id.as_str());
         let session = answer.session_id.clone();
-        meta.deployment.clone_from(&deployment);
+        meta.deployment = deployment.to_string();
         let mut common = HeaderMap::new();
         if let Some(v) = header(&session) {
             common.insert(SESSION_ID, v);
@@ -184,6 +187,9 @@ async fn answer<D: Door>(
         }
         if let Some(v) = header(&deployment) {
             common.insert(DEPLOYMENT, v);
+        }
+        if routed.session_new {
+            common.insert(SESSION_NEW, HeaderValue::from_static("true"));
         }
         if !request.options.stream {
             let done = D::complete(ctx, meta, &request, answer).await?;

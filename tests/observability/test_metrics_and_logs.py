@@ -216,3 +216,13 @@ def test_json_logs_one_access_line_per_request_and_no_secrets(gateway):
     assert "time_to_first_token" in access[1]
     for secret in [key, MASTER_KEY, TEST_SK, "canary prompt text", "canary streamed prompt", "Authorization"]:
         assert secret not in text, f"{secret!r} leaked into the log"
+
+
+def test_every_dashboard_query_returns_data(gateway, prometheus):
+    """docs/grafana-dashboard.json: each panel's PromQL, run on the Prometheus that scraped
+    the run above, returns series (rate windows are long enough to cover this short run)."""
+    dash = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    assert len(exprs) >= 10
+    empty = [e for e in exprs if not query(prometheus, e)]
+    assert not empty, f"queries with no data: {empty}"

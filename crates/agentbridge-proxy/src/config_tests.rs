@@ -160,3 +160,21 @@ fn server_settings_are_read_with_defaults_for_the_rest() {
     let e = parse(&bad, &env, LoadOptions::default()).unwrap_err();
     assert!(e.problems[0].starts_with("agentbridge.workers"), "{e}");
 }
+
+#[test]
+fn observability_is_turned_on_as_in_litellm_or_in_the_agentbridge_section() {
+    let off = parse(DOCS_CONFIG, &env, LoadOptions::default()).unwrap();
+    assert_eq!(off.observe, crate::observe::ObserveSettings::default());
+    let litellm = format!(
+        "{DOCS_CONFIG}litellm_settings:\n  callbacks: [\"prometheus\", \"langfuse\"]\n  json_logs: true\ngeneral_settings:\n  require_auth_for_metrics_endpoint: true\n"
+    );
+    let c = parse(&litellm, &env, LoadOptions::default()).unwrap();
+    assert!(c.observe.metrics && c.observe.json_logs && c.observe.metrics_require_auth);
+    assert!(c.warnings.iter().any(|w| w.contains("\"langfuse\"")), "{:?}", c.warnings);
+    let ours = format!("{DOCS_CONFIG}agentbridge:\n  metrics: true\n  json_logs: true\n");
+    let c = parse(&ours, &env, LoadOptions::default()).unwrap();
+    assert!(c.observe.metrics && c.observe.json_logs && !c.observe.metrics_require_auth);
+    let bad = format!("{DOCS_CONFIG}litellm_settings:\n  callbacks: prometheus\n");
+    let e = parse(&bad, &env, LoadOptions::default()).unwrap_err();
+    assert!(e.problems[0].contains("litellm_settings.callbacks"), "{e}");
+}

@@ -16,6 +16,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 /// LiteLLM's `LATENCY_BUCKETS` (seconds; `+Inf` is implied).
@@ -25,6 +26,9 @@ pub const LATENCY_BUCKETS: [f64; 35] = [
     240.0, 300.0,
 ];
 
+/// A label value: shared, so the label sets of one request clone pointers, not strings.
+type V = Arc<String>;
+
 /// LiteLLM's value for an unset label.
 const NONE: &str = "None";
 
@@ -32,13 +36,13 @@ const NONE: &str = "None";
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProxyRequest {
     end_user: &'static str,
-    hashed_api_key: String,
-    api_key_alias: String,
-    requested_model: String,
+    hashed_api_key: V,
+    api_key_alias: V,
+    requested_model: V,
     team: &'static str,
     team_alias: &'static str,
     user: &'static str,
-    status_code: String,
+    status_code: V,
     user_email: &'static str,
     route: &'static str,
 }
@@ -47,14 +51,14 @@ struct ProxyRequest {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProxyFailure {
     end_user: &'static str,
-    hashed_api_key: String,
-    api_key_alias: String,
-    requested_model: String,
+    hashed_api_key: V,
+    api_key_alias: V,
+    requested_model: V,
     team: &'static str,
     team_alias: &'static str,
     user: &'static str,
-    exception_status: String,
-    exception_class: String,
+    exception_status: V,
+    exception_class: V,
     route: &'static str,
 }
 
@@ -62,22 +66,22 @@ struct ProxyFailure {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KeyModel {
     end_user: &'static str,
-    hashed_api_key: String,
-    api_key_alias: String,
-    model: String,
+    hashed_api_key: V,
+    api_key_alias: V,
+    model: V,
     team: &'static str,
     team_alias: &'static str,
     user: &'static str,
-    requested_model: String,
+    requested_model: V,
 }
 
 /// `litellm_spend_metric` (LiteLLM's has no `requested_model`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Spend {
     end_user: &'static str,
-    hashed_api_key: String,
-    api_key_alias: String,
-    model: String,
+    hashed_api_key: V,
+    api_key_alias: V,
+    model: V,
     team: &'static str,
     team_alias: &'static str,
     user: &'static str,
@@ -86,9 +90,9 @@ struct Spend {
 /// `litellm_llm_api_time_to_first_token_metric`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FirstToken {
-    model: String,
-    hashed_api_key: String,
-    api_key_alias: String,
+    model: V,
+    hashed_api_key: V,
+    api_key_alias: V,
     team: &'static str,
     team_alias: &'static str,
 }
@@ -96,24 +100,24 @@ struct FirstToken {
 /// `litellm_overhead_latency_metric`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Overhead {
-    model_group: String,
-    api_provider: String,
+    model_group: V,
+    api_provider: V,
     api_base: &'static str,
-    litellm_model_name: String,
-    hashed_api_key: String,
-    api_key_alias: String,
+    litellm_model_name: V,
+    hashed_api_key: V,
+    api_key_alias: V,
 }
 
 /// `litellm_deployment_{total_requests,success_responses}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Deployment {
-    requested_model: String,
-    litellm_model_name: String,
-    model_id: String,
+    requested_model: V,
+    litellm_model_name: V,
+    model_id: V,
     api_base: &'static str,
-    api_provider: String,
-    hashed_api_key: String,
-    api_key_alias: String,
+    api_provider: V,
+    hashed_api_key: V,
+    api_key_alias: V,
     team: &'static str,
     team_alias: &'static str,
 }
@@ -121,15 +125,15 @@ struct Deployment {
 /// `litellm_deployment_failure_responses`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeploymentFailure {
-    requested_model: String,
-    litellm_model_name: String,
-    model_id: String,
+    requested_model: V,
+    litellm_model_name: V,
+    model_id: V,
     api_base: &'static str,
-    api_provider: String,
-    exception_status: String,
-    exception_class: String,
-    hashed_api_key: String,
-    api_key_alias: String,
+    api_provider: V,
+    exception_status: V,
+    exception_class: V,
+    hashed_api_key: V,
+    api_key_alias: V,
     team: &'static str,
     team_alias: &'static str,
 }
@@ -137,8 +141,8 @@ struct DeploymentFailure {
 /// The key budget gauges.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Key {
-    hashed_api_key: String,
-    api_key_alias: String,
+    hashed_api_key: V,
+    api_key_alias: V,
 }
 
 type Hist<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -281,10 +285,12 @@ impl Metrics {
 
     /// Counts one finished request.
     pub fn record(&self, rec: &RequestRecord) {
-        let key = rec.hashed_key.as_deref().unwrap_or(NONE).to_string();
-        let alias = rec.key_alias.as_deref().unwrap_or(NONE).to_string();
-        let requested = rec.requested_model.as_deref().unwrap_or(NONE).to_string();
-        let model = rec.litellm_model.as_deref().unwrap_or(NONE).to_string();
+        let v = |o: &Option<String>| Arc::new(o.as_deref().unwrap_or(NONE).to_string());
+        let key = v(&rec.hashed_key);
+        let alias = v(&rec.key_alias);
+        let requested = v(&rec.requested_model);
+        let model = v(&rec.litellm_model);
+        let status = Arc::new(rec.status.to_string());
         let ok = rec.error_class.is_none() && rec.status < 400;
         self.proxy_total
             .get_or_create(&ProxyRequest {
@@ -295,12 +301,12 @@ impl Metrics {
                 team: NONE,
                 team_alias: NONE,
                 user: NONE,
-                status_code: rec.status.to_string(),
+                status_code: Arc::clone(&status),
                 user_email: NONE,
                 route: rec.route,
             })
             .inc();
-        let class = rec.error_class.as_deref().unwrap_or(NONE).to_string();
+        let class = v(&rec.error_class);
         if !ok {
             self.proxy_failed
                 .get_or_create(&ProxyFailure {
@@ -311,7 +317,7 @@ impl Metrics {
                     team: NONE,
                     team_alias: NONE,
                     user: NONE,
-                    exception_status: rec.status.to_string(),
+                    exception_status: Arc::clone(&status),
                     exception_class: class.clone(),
                     route: rec.route,
                 })
@@ -326,10 +332,10 @@ impl Metrics {
             self.remaining_budget.get_or_create(&k).set(max - spend);
         }
         // Nothing below applies to a request refused before a deployment was chosen.
-        let Some(model_id) = rec.deployment_id.clone() else {
+        let Some(model_id) = rec.deployment_id.clone().map(Arc::new) else {
             return;
         };
-        let provider = rec.provider.unwrap_or(NONE).to_string();
+        let provider = Arc::new(rec.provider.unwrap_or(NONE).to_string());
         let km = KeyModel {
             end_user: NONE,
             hashed_api_key: key.clone(),
@@ -410,7 +416,7 @@ impl Metrics {
                     model_id: d.model_id,
                     api_base: NONE,
                     api_provider: d.api_provider,
-                    exception_status: rec.status.to_string(),
+                    exception_status: Arc::clone(&status),
                     exception_class: class,
                     hashed_api_key: d.hashed_api_key,
                     api_key_alias: d.api_key_alias,

@@ -170,7 +170,11 @@ fn observability_is_turned_on_as_in_litellm_or_in_the_agentbridge_section() {
     );
     let c = parse(&litellm, &env, LoadOptions::default()).unwrap();
     assert!(c.observe.metrics && c.observe.json_logs && c.observe.metrics_require_auth);
-    assert!(c.warnings.iter().any(|w| w.contains("\"langfuse\"")), "{:?}", c.warnings);
+    assert!(
+        c.warnings.iter().any(|w| w.contains("\"langfuse\"")),
+        "{:?}",
+        c.warnings
+    );
     let ours = format!("{DOCS_CONFIG}agentbridge:\n  metrics: true\n  json_logs: true\n");
     let c = parse(&ours, &env, LoadOptions::default()).unwrap();
     assert!(c.observe.metrics && c.observe.json_logs && !c.observe.metrics_require_auth);

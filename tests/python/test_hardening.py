@@ -174,8 +174,10 @@ def test_client_disconnect_drops_the_upstream_request_within_a_second(gateway_ur
     assert requests.get(f"{emulator_url}/_emulator/stats").json()["cancelled"] > before
 
 
-def test_secrets_never_reach_the_logs(emulator_url, tmp_path):
-    proc, url = start_gateway(emulator_url, tmp_path, log_name="pytest-gw-secrets", rust_log="debug")
+@pytest.mark.parametrize("json_logs", [False, True], ids=["text", "json"])
+def test_secrets_never_reach_the_logs(emulator_url, tmp_path, json_logs):
+    limits = LIMITS + ("litellm_settings:\n  json_logs: true\n" if json_logs else "")
+    proc, url = start_gateway(emulator_url, tmp_path, limits=limits, log_name="pytest-gw-secrets", rust_log="debug")
     try:
         chat(url, "hello secret prompt text")
         list(chat(url, "streamed secret prompt text", stream=True).iter_lines())
@@ -186,6 +188,9 @@ def test_secrets_never_reach_the_logs(emulator_url, tmp_path):
         proc.stop()
     log = (ROOT / "target" / "pytest-gw-secrets.log").read_text()
     assert "completed" in log, "the log has request lines"
+    if json_logs:
+        lines = [l for l in log.splitlines() if l.startswith("{")]
+        assert lines and all(json.loads(l)["level"] for l in lines), "the log is JSON lines"
     for secret in [MASTER_KEY, TEST_SK, "sk-wrong-key-should-not-be-logged", "secret prompt text", "Authorization", "authorization:"]:
         assert secret not in log, f"{secret!r} leaked into the log"
 

@@ -42,6 +42,9 @@ struct ProxyArgs {
     /// Accept a master key that is short or a well-known sample (local tests only).
     #[arg(long)]
     allow_weak_master_key: bool,
+    /// One JSON object per log line (also `json_logs: true` in the config, as LiteLLM's).
+    #[arg(long, env = "JSON_LOGS", value_parser = clap::builder::FalseyValueParser::new())]
+    json_logs: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -112,14 +115,7 @@ struct EmulatorArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,hyper=warn,aws_config=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let logs = Logs::init(cli.proxy.json_logs);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -133,7 +129,7 @@ fn main() -> ExitCode {
     let result = rt.block_on(async move {
         match cli.command {
             Some(Command::Emulator(args)) => run_emulator(args).await,
-            None => run_proxy(cli.proxy).await,
+            None => run_proxy(cli.proxy, logs).await,
         }
     });
     match result {
@@ -151,6 +147,52 @@ fn main() -> ExitCode {
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+type Output = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+
+/// The log output: plain lines, or one JSON object per line once the config asks for it
+/// (the config is read after logging starts, so the format can switch once).
+struct Logs(tracing_subscriber::reload::Handle<Output, tracing_subscriber::Registry>);
+
+impl Logs {
+    fn init(json: bool) -> Self {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let first = if json { json_layer() } else { plain_layer() };
+        let (output, handle) = tracing_subscriber::reload::Layer::new(first);
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| "info,hyper=warn,aws_config=warn".into());
+        tracing_subscriber::registry()
+            .with(output)
+            .with(filter)
+            .init();
+        Self(handle)
+    }
+
+    /// Switches to JSON lines.
+    fn json(&self) {
+        let _ = self.0.reload(json_layer());
+    }
+}
+
+fn plain_layer() -> Output {
+    Box::new(
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+    )
+}
+
+fn json_layer() -> Output {
+    Box::new(
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(std::io::stderr),
+    )
+}
 
 async fn run_emulator(args: EmulatorArgs) -> Result<(), AnyError> {
     let faults = agentbridge_emulator::faults::Faults::parse(&args.faults)
@@ -191,7 +233,7 @@ async fn run_emulator(args: EmulatorArgs) -> Result<(), AnyError> {
     Ok(())
 }
 
-async fn run_proxy(args: ProxyArgs) -> Result<(), AnyError> {
+async fn run_proxy(args: ProxyArgs, logs: Logs) -> Result<(), AnyError> {
     let Some(path) = args.config.as_deref() else {
         return Err("--config PATH is required (a LiteLLM-format config.yaml); see --help".into());
     };
@@ -209,6 +251,9 @@ async fn run_proxy(args: ProxyArgs) -> Result<(), AnyError> {
     } else {
         config::load(path, opts)?
     };
+    if cfg.observe.json_logs {
+        logs.json();
+    }
     for w in &cfg.warnings {
         tracing::warn!("config: {w}");
     }

@@ -62,6 +62,10 @@ pub struct ServerSettings {
     /// deployment or fallback group, which starts it afresh (`x-agentbridge-session-new:
     /// true`). Default false: the session's own deployment answers, or its error does.
     pub session_failover: bool,
+    /// Serve Prometheus metrics at `/metrics` (as LiteLLM's `callbacks: ["prometheus"]`).
+    pub metrics: bool,
+    /// One JSON object per log line (as LiteLLM's `json_logs: true`).
+    pub json_logs: bool,
 }
 
 /// What happens to rate limits and budgets while Redis is unreachable.
@@ -87,6 +91,8 @@ impl Default for ServerSettings {
             workers: 0,
             redis_outage: RedisOutage::PerInstance,
             session_failover: false,
+            metrics: false,
+            json_logs: false,
         }
     }
 }
@@ -119,6 +125,8 @@ pub struct Config {
     pub server: ServerSettings,
     /// `router_settings` (and the router's names in `litellm_settings`).
     pub router: crate::router::settings::RouterSettings,
+    /// Metrics and logs (LiteLLM's settings and agentbridge's, merged).
+    pub observe: crate::observe::ObserveSettings,
     /// Keys that were ignored, for the start-up log.
     pub warnings: Vec<String>,
 }
@@ -210,6 +218,13 @@ pub fn parse(
             warnings.push(format!("{k}: not used by agentbridge, ignored"));
         }
     }
+    let mut observe = crate::observe::ObserveSettings::default();
+    read_litellm_settings(
+        root.get("litellm_settings"),
+        &mut observe,
+        &mut warnings,
+        &mut problems,
+    );
 
     let mut models = Vec::new();
     let mut own_timeout = Vec::new();
@@ -323,6 +338,12 @@ pub fn parse(
                             }
                             ("redis_url", _) => problems
                                 .push("general_settings.redis_url: expected a string".into()),
+                            ("require_auth_for_metrics_endpoint", Value::Bool(b)) => {
+                                observe.metrics_require_auth = *b
+                            }
+                            ("require_auth_for_metrics_endpoint", _) => problems.push(
+                                "general_settings.require_auth_for_metrics_endpoint: expected true or false".into(),
+                            ),
                             (other, _) => warnings.push(format!(
                                 "general_settings.{other}: not used by agentbridge, ignored"
                             )),
@@ -365,8 +386,11 @@ pub fn parse(
         }
     }
 
+    observe.metrics |= server.metrics;
+    observe.json_logs |= server.json_logs;
     if problems.is_empty() {
         Ok(Config {
+            observe,
             models,
             master_key,
             database_url,
@@ -378,6 +402,49 @@ pub fn parse(
         })
     } else {
         Err(ConfigError { problems })
+    }
+}
+
+/// Reads what agentbridge uses of `litellm_settings`: `callbacks` (and `success_callback`,
+/// `failure_callback`) naming `prometheus`, and `json_logs`. The router reads the rest (and
+/// warns about what nothing uses).
+fn read_litellm_settings(
+    section: Option<&Value>,
+    observe: &mut crate::observe::ObserveSettings,
+    warnings: &mut Vec<String>,
+    problems: &mut Vec<String>,
+) {
+    let s = match section {
+        None | Some(Value::Null) => return,
+        Some(Value::Object(s)) => s,
+        Some(_) => {
+            problems.push("litellm_settings: expected a mapping".into());
+            return;
+        }
+    };
+    for (k, v) in s {
+        match (k.as_str(), v) {
+            ("callbacks" | "success_callback" | "failure_callback", Value::Array(names)) => {
+                for n in names {
+                    match n.as_str() {
+                        Some("prometheus") => observe.metrics = true,
+                        Some(other) => warnings.push(format!(
+                            "litellm_settings.{k}: {other:?} is not a callback agentbridge has, ignored (OpenTelemetry: set OTEL_EXPORTER_OTLP_ENDPOINT)"
+                        )),
+                        None => problems.push(format!("litellm_settings.{k}: expected a list of names")),
+                    }
+                }
+            }
+            ("callbacks" | "success_callback" | "failure_callback", _) => {
+                problems.push(format!("litellm_settings.{k}: expected a list of names"))
+            }
+            ("json_logs", Value::Bool(b)) => observe.json_logs = *b,
+            ("json_logs", _) => {
+                problems.push("litellm_settings.json_logs: expected true or false".into())
+            }
+            // Everything else is the router's to read or to warn about.
+            _ => {}
+        }
     }
 }
 

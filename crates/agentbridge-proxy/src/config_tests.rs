@@ -174,3 +174,25 @@ fn redis_outage_policy_is_per_instance_unless_set_to_refuse() {
     assert!(e.problems[0].starts_with("agentbridge.redis_outage"), "{e}");
     assert!(e.problems[0].contains("per_instance"), "{e}");
 }
+
+#[test]
+fn observability_is_turned_on_as_in_litellm_or_in_the_agentbridge_section() {
+    let off = parse(DOCS_CONFIG, &env, LoadOptions::default()).unwrap();
+    assert_eq!(off.observe, crate::observe::ObserveSettings::default());
+    let litellm = format!(
+        "{DOCS_CONFIG}litellm_settings:\n  callbacks: [\"prometheus\", \"langfuse\"]\n  json_logs: true\ngeneral_settings:\n  require_auth_for_metrics_endpoint: true\n"
+    );
+    let c = parse(&litellm, &env, LoadOptions::default()).unwrap();
+    assert!(c.observe.metrics && c.observe.json_logs && c.observe.metrics_require_auth);
+    assert!(
+        c.warnings.iter().any(|w| w.contains("\"langfuse\"")),
+        "{:?}",
+        c.warnings
+    );
+    let ours = format!("{DOCS_CONFIG}agentbridge:\n  metrics: true\n  json_logs: true\n");
+    let c = parse(&ours, &env, LoadOptions::default()).unwrap();
+    assert!(c.observe.metrics && c.observe.json_logs && !c.observe.metrics_require_auth);
+    let bad = format!("{DOCS_CONFIG}litellm_settings:\n  callbacks: prometheus\n");
+    let e = parse(&bad, &env, LoadOptions::default()).unwrap_err();
+    assert!(e.problems[0].contains("litellm_settings.callbacks"), "{e}");
+}

@@ -18,6 +18,7 @@ pub mod config;
 pub mod doors;
 pub mod error;
 pub mod keys;
+pub mod observe;
 pub mod router;
 pub mod routes;
 pub mod server;
@@ -152,6 +153,8 @@ fn router(state: AppState) -> Router {
         .route("/health/liveliness", get(routes::liveliness))
         .route("/health/liveness", get(routes::liveliness))
         .route("/health/readiness", get(routes::readiness))
+        .route("/metrics", get(observe::serve_metrics))
+        .route("/metrics/", get(observe::serve_metrics))
         .fallback(routes::fallback)
         .with_state(state)
 }

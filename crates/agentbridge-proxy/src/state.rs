@@ -29,6 +29,8 @@ pub struct Gateway {
     pub inflight: Arc<Semaphore>,
     /// Virtual keys, when a master key is configured.
     pub keys: Option<Arc<crate::keys::Keys>>,
+    /// Metrics and the access log.
+    pub observe: Arc<crate::observe::Observe>,
 }
 
 impl Gateway {
@@ -76,6 +78,7 @@ impl Gateway {
             }
         };
         Ok(Self {
+            observe: Arc::new(crate::observe::Observe::new(config.observe.clone())),
             keys,
             connect_timeout: connect,
             models,

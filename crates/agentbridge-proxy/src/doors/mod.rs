@@ -16,6 +16,7 @@ pub mod responses;
 
 use crate::error::{ProxyError, Result};
 use crate::keys::Caller;
+use crate::observe::{self, Tracker};
 use crate::sse::{self, OutcomeHandle, SseEncoder};
 use crate::state::AppState;
 use agentbridge::canonical::{AgentRequest, Answer, Outcome, Piece};
@@ -115,11 +116,13 @@ fn now_secs() -> u64 {
 
 /// Serves one request through door `D`: authenticates, then answers (errors in `D`'s shape).
 pub async fn serve<D: Door>(state: AppState, headers: HeaderMap, body: Body) -> Response {
+    let mut tracker = Some(state.gw.observe.start(D::NAME));
     let caller = match crate::routes::identify(&state.gw, &headers).await {
         Ok(c) => c,
-        Err(e) => return D::error_response(e),
+        Err(e) => return refuse::<D>(tracker, e),
     };
-    serve_as::<D>(state, caller, headers, body).await
+    let r = answer::<D>(state, caller, headers, body, &mut tracker).await;
+    respond::<D>(tracker, r)
 }
 
 /// Like [`serve`], for a caller already identified (the router's middleware did it).
@@ -129,10 +132,34 @@ pub async fn serve_as<D: Door>(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match answer::<D>(state, caller, headers, body).await {
-        Ok(r) => r,
-        Err(e) => D::error_response(e),
+    let mut tracker = Some(state.gw.observe.start(D::NAME));
+    let r = answer::<D>(state, caller, headers, body, &mut tracker).await;
+    respond::<D>(tracker, r)
+}
+
+/// The response, with the tracker finished unless a stream took it along.
+fn respond<D: Door>(tracker: Option<Tracker>, r: Result<Response>) -> Response {
+    match r {
+        Ok(r) => {
+            if let Some(t) = tracker {
+                t.finish(r.status().as_u16(), None, None, None);
+            }
+            r
+        }
+        Err(e) => refuse::<D>(tracker, e),
     }
+}
+
+fn refuse<D: Door>(tracker: Option<Tracker>, e: ProxyError) -> Response {
+    if let Some(t) = tracker {
+        t.finish(
+            e.status().as_u16(),
+            None,
+            None,
+            Some(observe::error_class(&e)),
+        );
+    }
+    D::error_response(e)
 }
 
 async fn answer<D: Door>(
@@ -140,10 +167,14 @@ async fn answer<D: Door>(
     caller: Caller,
     headers: HeaderMap,
     body: Body,
+    tracker: &mut Option<Tracker>,
 ) -> Result<Response> {
     let permit = Arc::clone(&gw.inflight)
         .try_acquire_owned()
         .map_err(|_| ProxyError::Overloaded(gw.server.max_concurrent_requests))?;
+    if let (Some(t), Caller::Key(rec)) = (tracker.as_mut(), &caller) {
+        t.key = Some(Arc::clone(rec));
+    }
     let bytes = crate::routes::read_body(body, gw.server.max_body_bytes).await?;
     let Parsed {
         model,
@@ -154,6 +185,10 @@ async fn answer<D: Door>(
         model: model.clone(),
         served: gw.model_names(),
     })?;
+    if let Some(t) = tracker.as_mut() {
+        t.requested_model = Some(model.clone());
+        t.stream = request.options.stream;
+    }
     request.context = crate::routes::call_context(&headers, pool);
     let key = match (&caller, &gw.keys) {
         (Caller::Key(rec), Some(keys)) => {
@@ -173,11 +208,18 @@ async fn answer<D: Door>(
     let span = tracing::info_span!("request", door = D::NAME, request_id = %request_id, model = %model, stream = request.options.stream, session = tracing::field::Empty);
 
     async move {
+        if let Some(t) = tracker.as_mut() {
+            t.request_id.clone_from(&request_id);
+            t.calling();
+        }
         let routed = gw.route(pool, &client, &mut request).await?;
-        let (answer, deployment) = (routed.answer, routed.deployment);
+        let (answer, deployment, target) = (routed.answer, routed.deployment, routed.target);
         tracing::Span::current().record("session", answer.session_id.as_str());
         let session = answer.session_id.clone();
         meta.deployment = deployment.to_string();
+        if let Some(t) = tracker.as_mut() {
+            t.deployment(&target, &deployment, &session);
+        }
         let mut common = HeaderMap::new();
         if let Some(v) = header(&session) {
             common.insert(SESSION_ID, v);
@@ -193,11 +235,6 @@ async fn answer<D: Door>(
         }
         if !request.options.stream {
             let done = D::complete(ctx, meta, &request, answer).await?;
-            tracing::info!(
-                tokens = done.outcome.usage.total_tokens,
-                cost = done.outcome.cost,
-                "completed"
-            );
             let mut r = Response::new(Body::from(done.body));
             let h = r.headers_mut();
             h.extend(common);
@@ -205,11 +242,16 @@ async fn answer<D: Door>(
             if let Some(v) = header(done.outcome.cost.to_string()) {
                 h.insert(RESPONSE_COST, v);
             }
+            let mut spent = None;
             if let Some((keys, rec)) = &key {
                 let spend = keys.charge(rec, &model, &request_id, done.outcome).await;
+                spent = Some(spend);
                 if let Some(v) = header(spend.to_string()) {
                     r.headers_mut().insert(KEY_SPEND, v);
                 }
+            }
+            if let Some(t) = tracker.take() {
+                t.finish(200, Some(done.outcome), spent, None);
             }
             drop(permit);
             return Ok(r);
@@ -225,18 +267,21 @@ async fn answer<D: Door>(
             Some(Err(e)) => return Err(e.into()),
             other => other,
         };
+        if let Some(t) = tracker.as_mut() {
+            t.first_piece();
+        }
         let encoder = D::encoder(ctx, meta, &request, &session_id);
         let outcome = OutcomeHandle::default();
-        let charge = key.map(|(keys, rec)| ChargeOnEnd {
-            keys,
-            rec,
+        let end = EndOfStream {
+            keys: key,
             model,
             request_id,
             outcome: Arc::clone(&outcome),
-        });
+            tracker: tracker.take(),
+        };
         let stream = futures::stream::iter(first).chain(pieces);
         let body = sse::body(stream, encoder, outcome).map(move |b| {
-            let _held = (&permit, &charge);
+            let _held = (&permit, &end);
             b
         });
         let mut r = Response::new(Body::from_stream(body));
@@ -251,30 +296,41 @@ async fn answer<D: Door>(
     .await
 }
 
-/// Charges a key for a streamed answer when its body is dropped (finished, failed or
-/// cancelled), with the usage the agent reported up to then.
-struct ChargeOnEnd {
-    keys: Arc<crate::keys::Keys>,
-    rec: Arc<crate::keys::record::KeyRecord>,
+/// When a streamed answer's body is dropped (finished, failed or cancelled): charges the key
+/// with the usage the agent reported up to then, and finishes the request's tracker.
+struct EndOfStream {
+    keys: Option<(Arc<crate::keys::Keys>, Arc<crate::keys::record::KeyRecord>)>,
     model: String,
     request_id: String,
     outcome: OutcomeHandle,
+    tracker: Option<Tracker>,
 }
 
-impl Drop for ChargeOnEnd {
+impl Drop for EndOfStream {
     fn drop(&mut self) {
-        let Some(outcome) = self.outcome.lock().ok().and_then(|o| *o) else {
-            return;
-        };
-        let (keys, rec, model, id) = (
-            Arc::clone(&self.keys),
-            Arc::clone(&self.rec),
-            std::mem::take(&mut self.model),
-            std::mem::take(&mut self.request_id),
-        );
-        let home = keys.home().clone();
-        home.spawn(async move {
-            keys.charge(&rec, &model, &id, outcome).await;
-        });
+        let outcome = self.outcome.lock().ok().and_then(|o| *o);
+        // A stream that ended without its last piece failed or was cut.
+        let class = outcome.is_none().then(|| "incomplete_stream".to_string());
+        let tracker = self.tracker.take();
+        match (outcome, self.keys.take()) {
+            (Some(outcome), Some((keys, rec))) => {
+                let (model, id) = (
+                    std::mem::take(&mut self.model),
+                    std::mem::take(&mut self.request_id),
+                );
+                let home = keys.home().clone();
+                home.spawn(async move {
+                    let spend = keys.charge(&rec, &model, &id, outcome).await;
+                    if let Some(t) = tracker {
+                        t.finish(200, Some(outcome), Some(spend), None);
+                    }
+                });
+            }
+            (outcome, _) => {
+                if let Some(t) = tracker {
+                    t.finish(200, outcome, None, class);
+                }
+            }
+        }
     }
 }

@@ -79,8 +79,10 @@ impl Group {
 pub struct Routed {
     /// The agent's answer.
     pub answer: Answer,
-    /// The deployment that answered.
+    /// The id of the deployment that answered.
     pub deployment: Arc<str>,
+    /// The deployment that answered.
+    pub target: Arc<Deployment>,
     /// A pinned session was answered by another deployment than the one holding it (failover
     /// allowed by `agentbridge.session_failover`): the agent started the session afresh.
     pub session_new: bool,
@@ -197,6 +199,7 @@ impl Router {
                 Ok(answer) => Ok(Routed {
                     answer,
                     deployment: Arc::clone(&m.id),
+                    target: Arc::clone(&m.deployment),
                     session_new: false,
                 }),
                 Err(e) => {
@@ -253,6 +256,7 @@ impl Router {
                         return Ok(Routed {
                             answer,
                             deployment: Arc::clone(&g.members[i].id),
+                            target: Arc::clone(&g.members[i].deployment),
                             session_new,
                         });
                     }

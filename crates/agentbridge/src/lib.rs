@@ -24,6 +24,7 @@
 //! ```
 
 pub mod answer;
+mod aws_http;
 pub mod citations;
 pub mod client;
 pub mod completion;

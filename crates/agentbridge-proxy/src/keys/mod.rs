@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod limiter;
+pub mod migrations;
 pub mod record;
 pub mod store;
 

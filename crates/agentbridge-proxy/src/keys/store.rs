@@ -95,7 +95,9 @@ impl Store {
             .max_connections(max)
             .connect(&url)
             .await?;
-        sqlx::migrate!("./migrations")
+        sqlx::migrate::Migrator::new(super::migrations::Embedded)
+            .await
+            .map_err(|e| sqlx::Error::Migrate(Box::new(e)))?
             .run(&pool)
             .await
             .map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;

@@ -14,9 +14,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+mod healthcheck;
+
+/// `--version`: the crate version and the git commit it was built from (build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("AGENTBRIDGE_COMMIT"),
+    ")"
+);
+
 /// OpenAI Chat Completions for Amazon Bedrock Agents.
 #[derive(Parser, Debug)]
-#[command(name = "agentbridge", version, about, long_about = None)]
+#[command(name = "agentbridge", version = VERSION, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -52,6 +62,21 @@ enum Command {
     /// Run the AWS emulator: Bedrock Agents (InvokeAgent with SigV4 and event streams) and
     /// AgentCore Runtime (InvokeAgentRuntime, scripted or forwarded to a local agent).
     Emulator(EmulatorArgs),
+    /// Exit 0 if the gateway answers GET /health/liveliness with 200 (container health checks).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Args, Debug)]
+struct HealthcheckArgs {
+    /// Address of the gateway.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port of the gateway.
+    #[arg(long, short = 'p', default_value_t = 4000, env = "PORT")]
+    port: u16,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 2)]
+    timeout_secs: u64,
 }
 
 #[derive(Args, Debug)]
@@ -129,6 +154,13 @@ fn main() -> ExitCode {
     let result = rt.block_on(async move {
         match cli.command {
             Some(Command::Emulator(args)) => run_emulator(args).await,
+            Some(Command::Healthcheck(args)) => healthcheck::check(
+                &args.host,
+                args.port,
+                std::time::Duration::from_secs(args.timeout_secs),
+            )
+            .await
+            .map_err(Into::into),
             None => run_proxy(cli.proxy, logs).await,
         }
     });

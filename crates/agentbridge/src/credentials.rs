@@ -140,7 +140,7 @@ async fn provider(auth: &AwsAuth, region: Region) -> Result<SharedCredentialsPro
             )
         })?;
         let file = token_file(token)?;
-        let conf = aws_config::provider_config::ProviderConfig::default().with_region(Some(region));
+        let conf = crate::aws_http::provider_config(Some(region));
         let p = WebIdentityTokenCredentialsProvider::builder()
             .configure(&conf)
             .static_configuration(StaticConfiguration {
@@ -174,11 +174,13 @@ async fn provider(auth: &AwsAuth, region: Region) -> Result<SharedCredentialsPro
             Some(p) => SharedCredentialsProvider::new(
                 ProfileFileCredentialsProvider::builder()
                     .profile_name(p)
+                    .configure(&crate::aws_http::provider_config(Some(region.clone())))
                     .build(),
             ),
             None => SharedCredentialsProvider::new(
                 DefaultCredentialsChain::builder()
                     .region(region.clone())
+                    .configure(crate::aws_http::provider_config(Some(region.clone())))
                     .build()
                     .await,
             ),
@@ -189,6 +191,7 @@ async fn provider(auth: &AwsAuth, region: Region) -> Result<SharedCredentialsPro
         None => Ok(base),
         Some(role) => {
             let mut b = aws_config::sts::AssumeRoleProvider::builder(role)
+                .configure(&crate::aws_http::sdk_config(region.clone()).await)
                 .session_name(
                     auth.session_name
                         .clone()

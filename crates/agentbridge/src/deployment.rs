@@ -267,9 +267,7 @@ impl Deployment {
     pub async fn new(settings: DeploymentSettings) -> Result<Self> {
         let region = match settings.region.as_deref().or(settings.target.region()) {
             Some(r) => r.to_string(),
-            None => aws_config::default_provider::region::DefaultRegionChain::builder()
-                .build()
-                .region()
+            None => crate::aws_http::default_region()
                 .await
                 .map(|r| r.to_string())
                 .ok_or_else(|| {

@@ -27,6 +27,7 @@
 
 pub mod agentcore;
 pub mod answer;
+mod aws_http;
 pub mod bedrock_agent;
 pub mod canonical;
 pub mod citations;

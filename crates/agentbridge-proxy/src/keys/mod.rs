@@ -16,6 +16,7 @@
 pub mod admin;
 pub mod debt;
 pub mod limiter;
+pub mod migrations;
 pub mod record;
 pub mod shared;
 pub mod spend;

@@ -117,7 +117,9 @@ impl Store {
             .acquire_timeout(DB_TIMEOUT)
             .connect(&url)
             .await?;
-        sqlx::migrate!("./migrations")
+        sqlx::migrate::Migrator::new(super::migrations::Embedded)
+            .await
+            .map_err(|e| sqlx::Error::Migrate(Box::new(e)))?
             .run(&pool)
             .await
             .map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;

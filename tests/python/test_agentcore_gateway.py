@@ -330,3 +330,29 @@ def test_the_example_config_answers_on_the_built_in_emulator(tmp_path):
         assert text == "Emulated AgentCore runtime my_agent-AbCdE12345 received: hello emulate:sse"
     finally:
         gw.stop()
+
+
+def test_the_readme_first_command_serves_bedrock_and_agentcore_agents(tmp_path):
+    """README's first command as written (`--config examples/config.yaml --emulator`): the
+    LiteLLM page's models and the AgentCore model answer the OpenAI SDK, streamed and not."""
+    from conftest import ROOT
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    gw = Proc(["--config", str(ROOT / "examples" / "config.yaml"), "--emulator", "--port", str(port)],
+              f"{url}/health/liveliness", env=env, log_name="pytest-readme-first-command")
+    try:
+        c = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
+        assert {m.id for m in c.models.list()} == {"bedrock-agent-1", "bedrock-agent-2", "agentcore-1"}
+        r = c.chat.completions.create(model="agentcore-1", messages=[{"role": "user", "content": "hello"}])
+        assert r.choices[0].message.content == "Emulated AgentCore runtime my_agent-AbCdE12345 received: hello"
+        chunks = list(c.chat.completions.create(model="agentcore-1", stream=True,
+                                                messages=[{"role": "user", "content": "hello emulate:sse"}]))
+        text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+        assert text == "Emulated AgentCore runtime my_agent-AbCdE12345 received: hello emulate:sse"
+        assert [ch.choices[0].finish_reason for ch in chunks if ch.choices and ch.choices[0].finish_reason] == ["stop"]
+        r = c.chat.completions.create(model="bedrock-agent-1", messages=[{"role": "user", "content": "hi"}])
+        assert r.choices[0].message.content
+    finally:
+        gw.stop()

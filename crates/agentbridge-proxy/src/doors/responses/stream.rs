@@ -8,7 +8,7 @@
 //! `response.failed` (the response with its `error`) followed by an `error` event.
 
 use super::Ctx;
-use super::types::{Builder, OutputItem, OutputText, UrlCitation};
+use super::types::{Builder, OutputItem, OutputText, ResponseObject, UrlCitation};
 use crate::doors::AnswerMeta;
 use crate::sse::{SseEncoder, write_event};
 use agentbridge::Error;
@@ -46,6 +46,84 @@ struct TextDelta<'a> {
     logprobs: [(); 0],
 }
 
+// The events' bodies, borrowed from the builder and serialised straight into the output
+// (no `serde_json::Value` tree per event).
+
+#[derive(Serialize)]
+struct Lifecycle<'a> {
+    response: ResponseObject<'a>,
+}
+
+#[derive(Serialize)]
+struct Item<T: Serialize> {
+    output_index: usize,
+    item: T,
+}
+
+/// A message item as `response.output_item.added` announces it: no content yet.
+#[derive(Serialize)]
+struct OpenedMessage<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    status: &'static str,
+    role: &'static str,
+    content: [(); 0],
+}
+
+/// A function call item as `response.output_item.added` announces it: no arguments yet.
+#[derive(Serialize)]
+struct OpenedCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    status: &'static str,
+    call_id: &'a str,
+    name: &'a str,
+    arguments: &'static str,
+}
+
+#[derive(Serialize)]
+struct Part<'a, P: Serialize> {
+    item_id: &'a str,
+    output_index: usize,
+    content_index: usize,
+    part: P,
+}
+
+#[derive(Serialize)]
+struct TextDone<'a> {
+    item_id: &'a str,
+    output_index: usize,
+    content_index: usize,
+    text: &'a str,
+    logprobs: [(); 0],
+}
+
+#[derive(Serialize)]
+struct AnnotationAdded<'a> {
+    item_id: &'a str,
+    output_index: usize,
+    content_index: usize,
+    annotation_index: usize,
+    annotation: UrlCitation,
+}
+
+#[derive(Serialize)]
+struct ArgumentsDelta<'a> {
+    item_id: &'a str,
+    output_index: usize,
+    delta: &'a str,
+}
+
+#[derive(Serialize)]
+struct ArgumentsDone<'a> {
+    item_id: &'a str,
+    output_index: usize,
+    name: &'a str,
+    arguments: &'a str,
+}
+
 fn emit<T: Serialize>(out: &mut Vec<u8>, seq: &mut u64, kind: &str, body: T) {
     write_event(
         out,
@@ -81,7 +159,7 @@ impl EventWriter {
             ending,
             self.include_trace,
         );
-        emit(out, &mut self.seq, kind, json!({ "response": response }));
+        emit(out, &mut self.seq, kind, Lifecycle { response });
     }
 
     fn start(&mut self, out: &mut Vec<u8>) {
@@ -97,19 +175,29 @@ impl EventWriter {
         let (i, opened) = self.builder.message();
         if opened {
             let id = self.builder.item_id(i);
-            let item = json!({"id": id, "type": "message", "status": "in_progress", "role": "assistant", "content": []});
+            let item = OpenedMessage {
+                id,
+                kind: "message",
+                status: "in_progress",
+                role: "assistant",
+                content: [],
+            };
             emit(
                 out,
                 &mut self.seq,
                 "response.output_item.added",
-                json!({"output_index": i, "item": item}),
+                Item {
+                    output_index: i,
+                    item,
+                },
             );
-            emit(
-                out,
-                &mut self.seq,
-                "response.content_part.added",
-                json!({"item_id": id, "output_index": i, "content_index": 0, "part": OutputText::new()}),
-            );
+            let part = Part {
+                item_id: id,
+                output_index: i,
+                content_index: 0,
+                part: OutputText::new(),
+            };
+            emit(out, &mut self.seq, "response.content_part.added", part);
         }
         i
     }
@@ -124,25 +212,27 @@ impl EventWriter {
             return;
         };
         if let Some(part) = content.first() {
-            emit(
-                out,
-                &mut self.seq,
-                "response.output_text.done",
-                json!({"item_id": id, "output_index": i, "content_index": 0, "text": part.text, "logprobs": []}),
-            );
-            emit(
-                out,
-                &mut self.seq,
-                "response.content_part.done",
-                json!({"item_id": id, "output_index": i, "content_index": 0, "part": part}),
-            );
+            let done = TextDone {
+                item_id: id,
+                output_index: i,
+                content_index: 0,
+                text: &part.text,
+                logprobs: [],
+            };
+            emit(out, &mut self.seq, "response.output_text.done", done);
+            let done = Part {
+                item_id: id,
+                output_index: i,
+                content_index: 0,
+                part,
+            };
+            emit(out, &mut self.seq, "response.content_part.done", done);
         }
-        emit(
-            out,
-            &mut self.seq,
-            "response.output_item.done",
-            json!({"output_index": i, "item": item}),
-        );
+        let done = Item {
+            output_index: i,
+            item,
+        };
+        emit(out, &mut self.seq, "response.output_item.done", done);
     }
 }
 
@@ -168,12 +258,19 @@ impl SseEncoder for EventWriter {
                     annotations.iter().cloned().map(UrlCitation::from).collect();
                 let first = self.builder.annotations(annotations);
                 let id = self.builder.item_id(i);
-                for (k, a) in added.into_iter().enumerate() {
+                for (k, annotation) in added.into_iter().enumerate() {
+                    let event = AnnotationAdded {
+                        item_id: id,
+                        output_index: i,
+                        content_index: 0,
+                        annotation_index: first + k,
+                        annotation,
+                    };
                     emit(
                         out,
                         &mut self.seq,
                         "response.output_text.annotation.added",
-                        json!({"item_id": id, "output_index": i, "content_index": 0, "annotation_index": first + k, "annotation": a}),
+                        event,
                     );
                 }
             }
@@ -193,30 +290,43 @@ impl SseEncoder for EventWriter {
                     else {
                         continue;
                     };
-                    let added = json!({"id": id, "type": "function_call", "status": "in_progress", "call_id": call_id, "name": name, "arguments": ""});
+                    let added = OpenedCall {
+                        id,
+                        kind: "function_call",
+                        status: "in_progress",
+                        call_id,
+                        name,
+                        arguments: "",
+                    };
+                    let (seq, output_index) = (&mut self.seq, i);
+                    let item_id = id.as_str();
                     emit(
                         out,
-                        &mut self.seq,
+                        seq,
                         "response.output_item.added",
-                        json!({"output_index": i, "item": added}),
+                        Item {
+                            output_index,
+                            item: added,
+                        },
                     );
+                    let delta = ArgumentsDelta {
+                        item_id,
+                        output_index,
+                        delta: arguments,
+                    };
+                    emit(out, seq, "response.function_call_arguments.delta", delta);
+                    let done = ArgumentsDone {
+                        item_id,
+                        output_index,
+                        name,
+                        arguments,
+                    };
+                    emit(out, seq, "response.function_call_arguments.done", done);
                     emit(
                         out,
-                        &mut self.seq,
-                        "response.function_call_arguments.delta",
-                        json!({"item_id": id, "output_index": i, "delta": arguments}),
-                    );
-                    emit(
-                        out,
-                        &mut self.seq,
-                        "response.function_call_arguments.done",
-                        json!({"item_id": id, "output_index": i, "name": name, "arguments": arguments}),
-                    );
-                    emit(
-                        out,
-                        &mut self.seq,
+                        seq,
                         "response.output_item.done",
-                        json!({"output_index": i, "item": item}),
+                        Item { output_index, item },
                     );
                 }
             }

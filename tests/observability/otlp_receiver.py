@@ -1,4 +1,4 @@
-"""A small OTLP trace receiver for the tests: OTLP/HTTP (protobuf, `POST /v1/traces`) and
+"""A small OTLP trace receiver for the tests: OTLP/HTTP (protobuf or JSON, `POST /v1/traces`) and
 OTLP/gRPC (`TraceService/Export`) on loopback, decoding with the official
 `opentelemetry-proto` definitions (no OpenTelemetry collector installs from the package
 registries this project uses). Every span received is kept as a plain dict.
@@ -8,6 +8,7 @@ and on SIGTERM/SIGINT writes the spans it got to DUMP.json (scripts/trace-pictur
 """
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import socket
@@ -17,6 +18,7 @@ from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
+from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 KINDS = {0: "UNSPECIFIED", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
@@ -62,6 +64,19 @@ def spans_of(request: trace_service_pb2.ExportTraceServiceRequest, protocol: str
     return out
 
 
+def from_json(body: bytes) -> trace_service_pb2.ExportTraceServiceRequest:
+    """OTLP/JSON: the protobuf JSON mapping, except that trace and span ids are hex strings
+    (not base64) as the OTLP specification says."""
+    doc = json.loads(body)
+    for rs in doc.get("resourceSpans", []):
+        for ss in rs.get("scopeSpans", []):
+            for span in ss.get("spans", []):
+                for k in ("traceId", "spanId", "parentSpanId"):
+                    if span.get(k):
+                        span[k] = base64.b64encode(bytes.fromhex(span[k])).decode()
+    return json_format.ParseDict(doc, trace_service_pb2.ExportTraceServiceRequest(), ignore_unknown_fields=True)
+
+
 class Receiver:
     """OTLP/HTTP on `http_port`, OTLP/gRPC on `grpc_port`; `spans()` is everything received."""
 
@@ -74,16 +89,21 @@ class Receiver:
         class Http(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                if self.path != "/v1/traces" or self.headers.get("content-type") != "application/x-protobuf":
+                kind = self.headers.get("content-type")
+                if self.path != "/v1/traces" or kind not in ("application/x-protobuf", "application/json"):
                     self.send_response(415 if self.path == "/v1/traces" else 404)
                     self.end_headers()
                     return
-                req = trace_service_pb2.ExportTraceServiceRequest()
-                req.ParseFromString(body)
-                receiver._add(spans_of(req, "http/protobuf"), "http")
-                reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+                if kind == "application/json":
+                    receiver._add(spans_of(from_json(body), "http/json"), "http")
+                    reply = b"{}"
+                else:
+                    req = trace_service_pb2.ExportTraceServiceRequest()
+                    req.ParseFromString(body)
+                    receiver._add(spans_of(req, "http/protobuf"), "http")
+                    reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
-                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-type", kind)
                 self.send_header("content-length", str(len(reply)))
                 self.end_headers()
                 self.wfile.write(reply)

@@ -1,10 +1,10 @@
 """OpenTelemetry traces over OTLP, received by an OTLP receiver decoding with the official
 `opentelemetry-proto` definitions (otlp_receiver.py), over OTLP/HTTP and OTLP/gRPC.
 
-Three gateways share one emulator: one exporting over OTLP/HTTP (turned on by
-`OTEL_EXPORTER_OTLP_ENDPOINT`), one over OTLP/gRPC (turned on by LiteLLM's
-`callbacks: ["otel"]`, protocol from `OTEL_EXPORTER_OTLP_PROTOCOL=grpc`), one whose sampler
-is `always_off`. Clients send a W3C `traceparent` so each call's trace is found by its id.
+Gateways share one emulator: one exporting over OTLP/HTTP protobuf (turned on by
+`OTEL_EXPORTER_OTLP_ENDPOINT`), one over OTLP/HTTP JSON, one over OTLP/gRPC (turned on by
+LiteLLM's `callbacks: ["otel"]`, protocol from `OTEL_EXPORTER_OTLP_PROTOCOL=grpc`), and two
+for the sampler (`always_off`) and the flush at shutdown. Clients send a W3C `traceparent` so each call's trace is found by its id.
 """
 from __future__ import annotations
 
@@ -78,11 +78,15 @@ def start_gateway(tmp_path_factory, emulator, name: str, otel_env: dict, extra: 
     return url, proc
 
 
-@pytest.fixture(scope="module", params=["http", "grpc"])
+@pytest.fixture(scope="module", params=["http", "grpc", "json"])
 def gateway(request, receiver, emulator, tmp_path_factory):
     if request.param == "http":
         env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.http_port}"}
         url, proc = start_gateway(tmp_path_factory, emulator, "http", env)
+    elif request.param == "json":
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.http_port}",
+               "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}
+        url, proc = start_gateway(tmp_path_factory, emulator, "json", env)
     else:
         env = {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{receiver.grpc_port}"}
         url, proc = start_gateway(tmp_path_factory, emulator, "grpc", env, 'litellm_settings:\n  callbacks: ["otel"]\n')
@@ -119,7 +123,7 @@ def one(spans: list[dict], **want) -> dict:
 def check_request_tree(spans, protocol, parent_id, route, model, session, usage, finish):
     """The server span continues the client's span; invoke_agent is its child with the
     GenAI attributes; the agent's steps hang under invoke_agent; no prompt anywhere."""
-    assert {s["protocol"] for s in spans} == {"http/protobuf" if protocol == "http" else "grpc"}
+    assert {s["protocol"] for s in spans} == {{"http": "http/protobuf", "json": "http/json", "grpc": "grpc"}[protocol]}
     assert {s["service"] for s in spans} == {f"agentbridge-{protocol}"}
     server = one(spans, kind="SERVER")
     assert server["parent_span_id"] == parent_id

@@ -432,7 +432,7 @@ fn read_litellm_settings(
                         // endpoint and protocol from the standard OTEL_* variables).
                         Some("otel") => observe.otel = true,
                         Some(other) => warnings.push(format!(
-                            "litellm_settings.{k}: {other:?} is not a callback agentbridge has, ignored (OpenTelemetry: set OTEL_EXPORTER_OTLP_ENDPOINT)"
+                            "litellm_settings.{k}: {other:?} is not a callback agentbridge has, ignored (it has \"prometheus\" and \"otel\")"
                         )),
                         None => problems.push(format!("litellm_settings.{k}: expected a list of names")),
                     }

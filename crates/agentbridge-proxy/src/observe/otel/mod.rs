@@ -77,3 +77,51 @@ impl Otel {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_otlp::Protocol;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn an_endpoint_or_the_otel_callback_turns_traces_on_and_the_sdk_switches_turn_them_off() {
+        assert!(!enabled(false, &env(&[])));
+        assert!(!enabled(
+            false,
+            &env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", " ")])
+        ));
+        assert!(enabled(
+            false,
+            &env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")])
+        ));
+        assert!(enabled(
+            false,
+            &env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c/v1/traces")])
+        ));
+        assert!(enabled(true, &env(&[])));
+        assert!(!enabled(true, &env(&[("OTEL_SDK_DISABLED", "TRUE")])));
+        assert!(!enabled(true, &env(&[("OTEL_TRACES_EXPORTER", "none")])));
+    }
+
+    #[test]
+    fn protocol_is_http_protobuf_unless_the_variables_say_otherwise() {
+        assert_eq!(export::protocol(&env(&[])), Ok(Protocol::HttpBinary));
+        let grpc = [("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")];
+        assert_eq!(export::protocol(&env(&grpc)), Ok(Protocol::Grpc));
+        let both = [
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
+        ];
+        assert_eq!(export::protocol(&env(&both)), Ok(Protocol::HttpJson));
+        let bad = [("OTEL_EXPORTER_OTLP_PROTOCOL", "thrift")];
+        assert!(export::protocol(&env(&bad)).is_err_and(|e| e.contains("thrift")));
+    }
+}

@@ -10,9 +10,10 @@
 //! them, else `endTime - totalTimeMs`, else the trace parts' `eventTime`s (input part to output
 //! part), else when the gateway received the part.
 
+use super::trace_parts::{self, Op, Part, Timing, What};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// At most this many spans per answer (an agent looping for long stays bounded).
 pub const MAX_SPANS: usize = 512;
@@ -61,214 +62,10 @@ impl Planned {
     }
 }
 
-/// Times in a trace step's `metadata`.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-struct Timing {
-    start: Option<SystemTime>,
-    end: Option<SystemTime>,
-    total: Option<Duration>,
-}
-
-/// What an output closes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Op {
-    Model,
-    Tool,
-    Retrieval,
-    Collaborator,
-}
-
-/// The parts of the agent's work the trace reports, reduced to what spans show.
-#[derive(Debug, Clone, PartialEq)]
-enum What {
-    ModelInput {
-        model: Option<String>,
-    },
-    ModelOutput {
-        usage: Option<(u64, u64)>,
-        timing: Timing,
-    },
-    Input {
-        op: Op,
-        name: String,
-        id: Option<String>,
-        extra: Option<(&'static str, String)>,
-    },
-    Output {
-        op: Op,
-        timing: Timing,
-    },
-    Final {
-        timing: Timing,
-    },
-    Guardrail {
-        action: String,
-        timing: Timing,
-    },
-    Failure {
-        code: Option<i64>,
-        timing: Timing,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Part {
-    at: SystemTime,
-    /// The collaborator whose trace this is (`None`: the agent called).
-    agent: Option<String>,
-    step: &'static str,
-    trace_id: Option<String>,
-    what: What,
-}
-
 /// Collects the agent's trace parts as they pass.
 #[derive(Debug, Default)]
 pub struct Collector {
     parts: Vec<Part>,
-}
-
-const STEPS: [(&str, &str); 7] = [
-    ("preProcessingTrace", "pre_processing"),
-    ("orchestrationTrace", "orchestration"),
-    ("postProcessingTrace", "post_processing"),
-    ("routingClassifierTrace", "routing_classifier"),
-    ("customOrchestrationTrace", "custom_orchestration"),
-    ("guardrailTrace", "guardrail"),
-    ("failureTrace", "failure"),
-];
-
-fn time(v: &Value) -> Option<SystemTime> {
-    let s = v.as_str()?;
-    let t = chrono::DateTime::parse_from_rfc3339(s).ok()?;
-    Some(SystemTime::from(t.with_timezone(&chrono::Utc)))
-}
-
-fn text(v: &Value) -> Option<String> {
-    v.as_str().map(str::to_string)
-}
-
-fn timing(metadata: &Value) -> Timing {
-    Timing {
-        start: time(&metadata["startTime"]),
-        end: time(&metadata["endTime"]),
-        total: metadata["totalTimeMs"].as_u64().map(Duration::from_millis),
-    }
-}
-
-fn usage(metadata: &Value) -> Option<(u64, u64)> {
-    let u = metadata.get("usage")?;
-    Some((
-        u["inputTokens"].as_u64().unwrap_or(0),
-        u["outputTokens"].as_u64().unwrap_or(0),
-    ))
-}
-
-/// The input part of an invocation (`invocationInput`).
-fn input(v: &Value) -> Option<What> {
-    if let Some(a) = v.get("actionGroupInvocationInput") {
-        let group = text(&a["actionGroupName"]).unwrap_or_else(|| "action_group".into());
-        let name = text(&a["function"])
-            .or_else(|| text(&a["apiPath"]))
-            .unwrap_or_else(|| group.clone());
-        return Some(What::Input {
-            op: Op::Tool,
-            name,
-            id: text(&a["invocationId"]),
-            extra: Some(("aws.bedrock.agent.action_group", group)),
-        });
-    }
-    if let Some(k) = v.get("knowledgeBaseLookupInput") {
-        return Some(What::Input {
-            op: Op::Retrieval,
-            name: text(&k["knowledgeBaseId"]).unwrap_or_default(),
-            id: None,
-            extra: None,
-        });
-    }
-    if let Some(c) = v.get("agentCollaboratorInvocationInput") {
-        return Some(What::Input {
-            op: Op::Collaborator,
-            name: text(&c["agentCollaboratorName"]).unwrap_or_else(|| "collaborator".into()),
-            id: text(&c["agentCollaboratorAliasArn"]),
-            extra: None,
-        });
-    }
-    if v.get("codeInterpreterInvocationInput").is_some() {
-        return Some(What::Input {
-            op: Op::Tool,
-            name: "code_interpreter".into(),
-            id: None,
-            extra: None,
-        });
-    }
-    None
-}
-
-/// The output part of an invocation (`observation`).
-fn observation(v: &Value) -> Option<What> {
-    let outputs = [
-        ("actionGroupInvocationOutput", Op::Tool),
-        ("codeInterpreterInvocationOutput", Op::Tool),
-        ("knowledgeBaseLookupOutput", Op::Retrieval),
-        ("agentCollaboratorInvocationOutput", Op::Collaborator),
-    ];
-    for (key, op) in outputs {
-        if let Some(o) = v.get(key) {
-            return Some(What::Output {
-                op,
-                timing: timing(&o["metadata"]),
-            });
-        }
-    }
-    v.get("finalResponse").map(|f| What::Final {
-        timing: timing(&f["metadata"]),
-    })
-}
-
-/// What one step member says (a step holds one member per part).
-fn what(step: &str, body: &Value) -> Option<What> {
-    match step {
-        "guardrailTrace" => {
-            return Some(What::Guardrail {
-                action: text(&body["action"]).unwrap_or_else(|| "NONE".into()),
-                timing: timing(&body["metadata"]),
-            });
-        }
-        "failureTrace" => {
-            return Some(What::Failure {
-                code: body["failureCode"].as_i64(),
-                timing: timing(&body["metadata"]),
-            });
-        }
-        _ => {}
-    }
-    if let Some(i) = body.get("modelInvocationInput") {
-        return Some(What::ModelInput {
-            model: text(&i["foundationModel"]),
-        });
-    }
-    if let Some(o) = body.get("modelInvocationOutput") {
-        return Some(What::ModelOutput {
-            usage: usage(&o["metadata"]),
-            timing: timing(&o["metadata"]),
-        });
-    }
-    if let Some(i) = body.get("invocationInput") {
-        return input(i);
-    }
-    if let Some(o) = body.get("observation") {
-        return observation(o);
-    }
-    None
-}
-
-fn trace_id(step: &str, body: &Value) -> Option<String> {
-    if matches!(step, "guardrailTrace" | "failureTrace") {
-        return text(&body["traceId"]);
-    }
-    body.as_object()?
-        .values()
-        .find_map(|member| text(&member["traceId"]))
 }
 
 impl Collector {
@@ -278,32 +75,9 @@ impl Collector {
         if self.parts.len() >= MAX_SPANS * 2 {
             return;
         }
-        let Some(trace) = part.get("trace") else {
-            return;
-        };
-        let Some((key, step, body)) = STEPS
-            .iter()
-            .find_map(|(key, name)| trace.get(*key).map(|b| (*key, *name, b)))
-        else {
-            return;
-        };
-        let Some(what) = what(key, body) else {
-            return;
-        };
-        // A collaborator's parts name it and carry a caller chain longer than one.
-        let nested = part["callerChain"].as_array().is_some_and(|c| c.len() > 1);
-        let agent = if nested {
-            text(&part["collaboratorName"]).or_else(|| text(&part["agentId"]))
-        } else {
-            None
-        };
-        self.parts.push(Part {
-            at: time(&part["eventTime"]).unwrap_or(received),
-            agent,
-            step,
-            trace_id: trace_id(key, body),
-            what,
-        });
+        if let Some(p) = trace_parts::read(part, received) {
+            self.parts.push(p);
+        }
     }
 
     /// Whether any part was read.

@@ -1,6 +1,6 @@
 use super::*;
 use serde_json::json;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 fn at(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(1_800_000_000_000 + ms)

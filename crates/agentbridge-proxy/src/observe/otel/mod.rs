@@ -17,6 +17,7 @@
 pub mod agent_trace;
 mod export;
 mod spans;
+mod trace_parts;
 
 pub use spans::RequestSpans;
 

@@ -367,6 +367,9 @@ async fn run_proxy(args: ProxyArgs, logs: Logs) -> Result<(), AnyError> {
     if let Some(f) = flusher {
         let _ = f.await;
     }
+    // The spans of the last requests are still in the batch exporter's buffer: send them.
+    let g = Arc::clone(&gateway);
+    let _ = tokio::task::spawn_blocking(move || g.observe.shutdown()).await;
     println!(
         "agentbridge stopped{}",
         if clean {

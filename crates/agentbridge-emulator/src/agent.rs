@@ -202,6 +202,13 @@ pub fn respond(call: &Call) -> (Vec<Step>, Outcome) {
         pending_invocation: None,
     };
 
+    if s.multistep && !s.guardrail && s.return_control.is_none() {
+        let chunks = chunk_frames(&answer, call.stream_final, None);
+        return (
+            crate::multistep::respond(call, &model, &answer, chunks),
+            outcome,
+        );
+    }
     for t in model_io(
         "preProcessingTrace",
         "PRE_PROCESSING",

@@ -22,6 +22,7 @@ pub mod agent;
 pub mod agentcore;
 pub mod faults;
 pub mod frame;
+pub mod multistep;
 pub mod observe;
 pub mod script;
 pub mod server;

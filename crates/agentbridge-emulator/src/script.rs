@@ -16,6 +16,7 @@
 //! | `emulate:big=N` | an answer of N bytes |
 //! | `emulate:unicode` | a multi-byte answer whose chunks split characters |
 //! | `emulate:model=ID` | the foundation model named in traces |
+//! | `emulate:multistep` | a multi-step trace, sent as time passes: action group, knowledge base, collaborator agent, guardrail ([`crate::multistep`]) |
 //!
 //! An input containing "what did I say" is answered with the user's earlier turns, from
 //! `sessionState.conversationHistory` and the session's memory.
@@ -51,6 +52,8 @@ pub struct Script {
     pub model: Option<String>,
     /// Throttle the first N calls of the session.
     pub fail_first: Option<u32>,
+    /// A multi-step trace (see [`crate::multistep`]).
+    pub multistep: bool,
 }
 
 /// The largest `emulate:big` answer (64 MiB).
@@ -75,6 +78,7 @@ impl Script {
             unicode: a.unicode || b.unicode,
             model: a.model.or(b.model),
             fail_first: a.fail_first.or(b.fail_first),
+            multistep: a.multistep || b.multistep,
         }
     }
 
@@ -115,6 +119,7 @@ impl Script {
                 "unicode" => s.unicode = true,
                 "model" if !arg.is_empty() => s.model = Some(arg.into()),
                 "fail_first" => s.fail_first = arg.parse().ok(),
+                "multistep" => s.multistep = true,
                 _ => {}
             }
         }

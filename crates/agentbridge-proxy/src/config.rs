@@ -406,7 +406,7 @@ pub fn parse(
 }
 
 /// Reads what agentbridge uses of `litellm_settings`: `callbacks` (and `success_callback`,
-/// `failure_callback`) naming `prometheus`, and `json_logs`. The router reads the rest (and
+/// `failure_callback`) naming `prometheus` or `otel`, and `json_logs`. The router reads the rest (and
 /// warns about what nothing uses).
 fn read_litellm_settings(
     section: Option<&Value>,
@@ -428,8 +428,11 @@ fn read_litellm_settings(
                 for n in names {
                     match n.as_str() {
                         Some("prometheus") => observe.metrics = true,
+                        // LiteLLM's OpenTelemetry callback: traces over OTLP (the
+                        // endpoint and protocol from the standard OTEL_* variables).
+                        Some("otel") => observe.otel = true,
                         Some(other) => warnings.push(format!(
-                            "litellm_settings.{k}: {other:?} is not a callback agentbridge has, ignored (OpenTelemetry: set OTEL_EXPORTER_OTLP_ENDPOINT)"
+                            "litellm_settings.{k}: {other:?} is not a callback agentbridge has, ignored (it has \"prometheus\" and \"otel\")"
                         )),
                         None => problems.push(format!("litellm_settings.{k}: expected a list of names")),
                     }

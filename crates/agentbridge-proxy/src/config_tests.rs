@@ -192,6 +192,11 @@ fn observability_is_turned_on_as_in_litellm_or_in_the_agentbridge_section() {
     let ours = format!("{DOCS_CONFIG}agentbridge:\n  metrics: true\n  json_logs: true\n");
     let c = parse(&ours, &env, LoadOptions::default()).unwrap();
     assert!(c.observe.metrics && c.observe.json_logs && !c.observe.metrics_require_auth);
+    assert!(!c.observe.otel);
+    let otel = format!("{DOCS_CONFIG}litellm_settings:\n  success_callback: [\"otel\"]\n");
+    let c = parse(&otel, &env, LoadOptions::default()).unwrap();
+    assert!(c.observe.otel && !c.observe.metrics);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     let bad = format!("{DOCS_CONFIG}litellm_settings:\n  callbacks: prometheus\n");
     let e = parse(&bad, &env, LoadOptions::default()).unwrap_err();
     assert!(e.problems[0].contains("litellm_settings.callbacks"), "{e}");

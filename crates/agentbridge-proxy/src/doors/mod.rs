@@ -117,6 +117,9 @@ fn now_secs() -> u64 {
 /// Serves one request through door `D`: authenticates, then answers (errors in `D`'s shape).
 pub async fn serve<D: Door>(state: AppState, headers: HeaderMap, body: Body) -> Response {
     let mut tracker = Some(state.gw.observe.start(D::NAME));
+    if let Some(t) = tracker.as_mut() {
+        t.trace(&headers);
+    }
     let caller = match crate::routes::identify(&state.gw, &headers).await {
         Ok(c) => c,
         Err(e) => return refuse::<D>(tracker, e),
@@ -133,6 +136,9 @@ pub async fn serve_as<D: Door>(
     body: Body,
 ) -> Response {
     let mut tracker = Some(state.gw.observe.start(D::NAME));
+    if let Some(t) = tracker.as_mut() {
+        t.trace(&headers);
+    }
     let r = answer::<D>(state, caller, headers, body, &mut tracker).await;
     respond::<D>(tracker, r)
 }
@@ -208,12 +214,24 @@ async fn answer<D: Door>(
     let span = tracing::info_span!("request", door = D::NAME, request_id = %request_id, model = %model, stream = request.options.stream, session = tracing::field::Empty);
 
     async move {
+        // With traces on, the agent's call gets its own span: a target that forwards W3C
+        // trace context sends that span's `traceparent`, and the agent's trace steps are
+        // asked for (they become child spans; the door sees them only if the client asked).
+        let client_wants_trace = request.options.include_trace;
         if let Some(t) = tracker.as_mut() {
             t.request_id.clone_from(&request_id);
             t.calling();
+            if let Some(tp) = t.agent_traceparent() {
+                request.context.traceparent = Some(tp);
+            }
+            request.options.include_trace |= t.wants_agent_trace();
         }
         let routed = gw.route(pool, &client, &mut request).await?;
-        let (answer, deployment, target) = (routed.answer, routed.deployment, routed.target);
+        request.options.include_trace = client_wants_trace;
+        let (mut answer, deployment, target) = (routed.answer, routed.deployment, routed.target);
+        if let Some(t) = tracker.as_ref() {
+            answer = t.tap(answer, client_wants_trace);
+        }
         tracing::Span::current().record("session", answer.session_id.as_str());
         let session = answer.session_id.clone();
         meta.deployment = deployment.to_string();

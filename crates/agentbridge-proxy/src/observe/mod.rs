@@ -1,5 +1,6 @@
 //! What the gateway tells operators about each request: Prometheus metrics under LiteLLM's
-//! names ([`metrics`]), one access line per request ([`access_log`]).
+//! names ([`metrics`]), one access line per request ([`access_log`]), OpenTelemetry traces
+//! ([`otel`]).
 //!
 //! The shared request path ([`crate::doors`]) opens a [`Tracker`] when a request arrives,
 //! fills it in as the request goes (model, key, deployment, first piece) and finishes it once
@@ -9,6 +10,7 @@
 
 pub mod access_log;
 pub mod metrics;
+pub mod otel;
 
 use crate::keys::record::KeyRecord;
 use agentbridge::canonical::Outcome;
@@ -25,6 +27,8 @@ pub struct ObserveSettings {
     pub metrics_require_auth: bool,
     /// One JSON object per log line (LiteLLM's `json_logs: true`; agentbridge: `json_logs: true`).
     pub json_logs: bool,
+    /// Export traces even without `OTEL_EXPORTER_OTLP_ENDPOINT` (LiteLLM: `callbacks: ["otel"]`).
+    pub otel: bool,
 }
 
 /// Everything known about one finished request: what metrics count, what the access line
@@ -84,16 +88,34 @@ pub struct RequestRecord {
 pub struct Observe {
     /// On when `/metrics` is served.
     pub metrics: Option<metrics::Metrics>,
+    /// On when traces are exported (see [`otel`]).
+    pub otel: Option<otel::Otel>,
     /// The settings they came from.
     pub settings: ObserveSettings,
 }
 
 impl Observe {
-    /// The observers `settings` turn on.
+    /// The observers `settings` (and, for traces, the `OTEL_*` variables) turn on. Call on
+    /// the runtime that should run the trace exporter's I/O.
     pub fn new(settings: ObserveSettings) -> Self {
+        let otel = match otel::Otel::from_env(settings.otel) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!("OpenTelemetry traces are off: {e}");
+                None
+            }
+        };
         Self {
             metrics: settings.metrics.then(metrics::Metrics::new),
+            otel,
             settings,
+        }
+    }
+
+    /// Exports the traces still buffered (blocks; call from `spawn_blocking` at shutdown).
+    pub fn shutdown(&self) {
+        if let Some(o) = &self.otel {
+            o.shutdown();
         }
     }
 
@@ -118,6 +140,7 @@ impl Observe {
             session: None,
             stream: false,
             done: false,
+            spans: None,
         }
     }
 }
@@ -149,6 +172,7 @@ pub struct Tracker {
     /// Streamed.
     pub stream: bool,
     done: bool,
+    spans: Option<Box<otel::RequestSpans>>,
 }
 
 fn secs(d: Duration) -> f64 {
@@ -166,13 +190,56 @@ fn route_of(door: &'static str) -> &'static str {
 }
 
 impl Tracker {
+    /// Opens the request's server span when traces are on, continuing the client's W3C
+    /// trace context from `headers`.
+    pub fn trace(&mut self, headers: &http::HeaderMap) {
+        if let Some(o) = &self.observe.otel {
+            let spans = o.request(route_of(self.door), headers, self.wall);
+            self.spans = Some(Box::new(spans));
+        }
+    }
+
     /// The agent is being called now.
     pub fn calling(&mut self) {
         self.called = Some(Instant::now());
+        if let Some(s) = self.spans.as_mut() {
+            s.calling(self.requested_model.as_deref().unwrap_or("agent"));
+        }
+    }
+
+    /// The `traceparent` of the agent call's span, when traces are on.
+    pub fn agent_traceparent(&self) -> Option<String> {
+        self.spans.as_ref()?.traceparent()
+    }
+
+    /// Whether the agent's own trace steps are wanted (traces on, request sampled).
+    pub fn wants_agent_trace(&self) -> bool {
+        self.spans.as_ref().is_some_and(|s| s.wants_agent_trace())
+    }
+
+    /// The answer, watched for the agent's trace steps when they are wanted; trace pieces
+    /// reach the door only if the client asked for them (`keep_traces`).
+    pub fn tap(
+        &self,
+        answer: agentbridge::canonical::Answer,
+        keep_traces: bool,
+    ) -> agentbridge::canonical::Answer {
+        match &self.spans {
+            Some(s) => s.tap(answer, keep_traces),
+            None => answer,
+        }
     }
 
     /// Deployment `d` (id `id`) answers, on agent session `session`.
     pub fn deployment(&mut self, d: &agentbridge::Deployment, id: &str, session: &str) {
+        if let Some(s) = self.spans.as_mut() {
+            let model = d.settings.target.model();
+            let rest = model.strip_prefix("bedrock/").unwrap_or(&model);
+            let agent_id = agentbridge::target::kind_for(&model)
+                .and_then(|k| rest.strip_prefix(k.prefix))
+                .unwrap_or(rest);
+            s.deployment(agent_id, &d.host, session);
+        }
         self.litellm_model = Some(d.settings.target.model());
         self.provider = Some(d.settings.target.provider());
         self.deployment_id = Some(id.to_string());
@@ -209,6 +276,9 @@ impl Tracker {
         let obs = Arc::clone(&self.observe);
         if let Some(m) = &obs.metrics {
             m.in_flight.dec();
+        }
+        if let Some(s) = self.spans.take() {
+            s.finish(status, outcome, error_class.as_deref());
         }
         if obs.metrics.is_none() && !access_log::enabled() {
             return;

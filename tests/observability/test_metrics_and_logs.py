@@ -226,3 +226,34 @@ def test_every_dashboard_query_returns_data(gateway, prometheus):
     assert len(exprs) >= 10
     empty = [e for e in exprs if not query(prometheus, e)]
     assert not empty, f"queries with no data: {empty}"
+
+
+def test_remaining_requests_and_tokens_of_a_limited_key(gateway):
+    # LiteLLM's v3 limiter reports a key's key-wide limits when it has no per-model ones
+    # (agentbridge keys have only key-wide rpm_limit / tpm_limit): what is left this minute,
+    # per key and requested model, after each request.
+    url, _ = gateway
+    r = requests.post(f"{url}/key/generate", json={"key_alias": "limited", "rpm_limit": 50, "tpm_limit": 100000},
+                      headers=ADMIN, timeout=10)
+    assert r.status_code == 200, r.text
+    key = r.json()["key"]
+    used = 0
+    for i in range(3):
+        it, ot, _ = call(url, key, "bedrock-agent-1", f"headroom {i}", False)
+        used += it + ot
+    text = requests.get(f"{url}/metrics", headers=ADMIN, timeout=5).text
+    hashed = hashlib.sha256(key.encode()).hexdigest()
+
+    def gauge(name):
+        for line in text.splitlines():
+            if line.startswith(name + "{") and f'hashed_api_key="{hashed}"' in line:
+                assert 'model="bedrock-agent-1"' in line and 'api_key_alias="limited"' in line, line
+                return float(line.rsplit(" ", 1)[1])
+        raise AssertionError(f"{name} has no series for the key")
+
+    # A minute boundary between the calls would restart the window: both gauges are then
+    # larger, never smaller, than a single window's figures.
+    assert gauge("litellm_remaining_api_key_requests_for_model") >= 50 - 3
+    assert gauge("litellm_remaining_api_key_requests_for_model") <= 50 - 1
+    assert gauge("litellm_remaining_api_key_tokens_for_model") >= 100000 - used
+    assert gauge("litellm_remaining_api_key_tokens_for_model") < 100000

@@ -198,7 +198,10 @@ async fn answer<D: Door>(
     request.context = crate::routes::call_context(&headers, pool);
     let key = match (&caller, &gw.keys) {
         (Caller::Key(rec), Some(keys)) => {
-            keys.admit(rec, &model).await?;
+            let headroom = keys.admit(rec, &model).await?;
+            if let Some(t) = tracker.as_mut() {
+                t.headroom = headroom;
+            }
             Some((Arc::clone(keys), Arc::clone(rec)))
         }
         _ => None,

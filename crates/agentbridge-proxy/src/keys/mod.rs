@@ -93,6 +93,18 @@ pub fn token_of(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
+/// What a key may still use this minute once a request is admitted (counting it): `None`
+/// where the key has no such limit. LiteLLM's `litellm_remaining_api_key_requests_for_model`
+/// and `..._tokens_for_model` report it (its v3 limiter falls back to the key-wide limits,
+/// the only ones agentbridge keys have).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Headroom {
+    /// `rpm_limit` less the requests of this minute, this one included.
+    pub requests: Option<i64>,
+    /// `tpm_limit` less the tokens of this minute (this request's are not known yet).
+    pub tokens: Option<i64>,
+}
+
 impl Keys {
     /// Opens the store (and Redis, if a URL is given; `redis_outage` says what happens
     /// while it is unreachable).
@@ -231,7 +243,7 @@ impl Keys {
         self: &Arc<Self>,
         rec: &Arc<KeyRecord>,
         model: &str,
-    ) -> Result<(), ProxyError> {
+    ) -> Result<Headroom, ProxyError> {
         if self.spend.is_full() {
             return Err(ProxyError::Unavailable(format!(
                 "the gateway holds the spend of {} calls it could not yet write to its database; retry shortly",
@@ -247,7 +259,7 @@ impl Keys {
         self.admit_here(rec, model).await
     }
 
-    async fn admit_here(&self, rec: &KeyRecord, model: &str) -> Result<(), ProxyError> {
+    async fn admit_here(&self, rec: &KeyRecord, model: &str) -> Result<Headroom, ProxyError> {
         if !rec.models.is_empty()
             && !rec
                 .models
@@ -291,6 +303,7 @@ impl Keys {
                 });
             }
         }
+        let mut headroom = Headroom::default();
         if let Some(tpm) = rec.tpm_limit {
             let used = self
                 .limiter
@@ -304,6 +317,7 @@ impl Keys {
                     retry: true,
                 });
             }
+            headroom.tokens = Some(tpm - used);
         }
         if let Some(rpm) = rec.rpm_limit {
             let n = self
@@ -318,11 +332,12 @@ impl Keys {
                     retry: true,
                 });
             }
+            headroom.requests = Some(rpm - n);
         }
-        Ok(())
+        Ok(headroom)
     }
 
-    async fn admit_fresh(&self, token: &str, model: &str) -> Result<(), ProxyError> {
+    async fn admit_fresh(&self, token: &str, model: &str) -> Result<Headroom, ProxyError> {
         match self.lookup(token).await? {
             Some(rec) if rec.budget_reset_at.is_none_or(|r| r > now()) => {
                 Box::pin(self.admit_here(&rec, model)).await

@@ -145,6 +145,14 @@ struct Key {
     api_key_alias: V,
 }
 
+/// The remaining-limit gauges: key and the model name asked for.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyForModel {
+    hashed_api_key: V,
+    api_key_alias: V,
+    model: V,
+}
+
 type Hist<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -173,6 +181,8 @@ pub struct Metrics {
     overhead: Hist<Overhead>,
     remaining_budget: Family<Key, Gauge<f64, AtomicU64>>,
     max_budget: Family<Key, Gauge<f64, AtomicU64>>,
+    remaining_requests: Family<KeyForModel, Gauge>,
+    remaining_tokens: Family<KeyForModel, Gauge>,
     deployment_success: Family<Deployment, Counter>,
     deployment_failure: Family<DeploymentFailure, Counter>,
     deployment_total: Family<Deployment, Counter>,
@@ -202,6 +212,8 @@ impl Metrics {
             overhead: hist(),
             remaining_budget: Family::default(),
             max_budget: Family::default(),
+            remaining_requests: Family::default(),
+            remaining_tokens: Family::default(),
             deployment_success: Family::default(),
             deployment_failure: Family::default(),
             deployment_total: Family::default(),
@@ -258,6 +270,16 @@ impl Metrics {
             "litellm_api_key_max_budget_metric",
             "Maximum budget set for api key",
             m.max_budget.clone(),
+        );
+        r.register(
+            "litellm_remaining_api_key_requests_for_model",
+            "Remaining Requests API Key can make for model (model based rpm limit on key)",
+            m.remaining_requests.clone(),
+        );
+        r.register(
+            "litellm_remaining_api_key_tokens_for_model",
+            "Remaining Tokens API Key can make for model (model based tpm limit on key)",
+            m.remaining_tokens.clone(),
         );
         r.register(
             "litellm_deployment_success_responses",
@@ -330,6 +352,20 @@ impl Metrics {
             };
             self.max_budget.get_or_create(&k).set(max);
             self.remaining_budget.get_or_create(&k).set(max - spend);
+        }
+        let h = rec.key_headroom;
+        if h.requests.is_some() || h.tokens.is_some() {
+            let k = KeyForModel {
+                hashed_api_key: key.clone(),
+                api_key_alias: alias.clone(),
+                model: requested.clone(),
+            };
+            if let Some(n) = h.requests {
+                self.remaining_requests.get_or_create(&k).set(n);
+            }
+            if let Some(n) = h.tokens {
+                self.remaining_tokens.get_or_create(&k).set(n);
+            }
         }
         // Nothing below applies to a request refused before a deployment was chosen.
         let Some(model_id) = rec.deployment_id.clone().map(Arc::new) else {

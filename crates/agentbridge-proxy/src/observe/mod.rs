@@ -81,6 +81,9 @@ pub struct RequestRecord {
     /// The key's budget.
     #[serde(skip)]
     pub key_max_budget: Option<f64>,
+    /// What the key may still use this minute, this request's tokens taken off.
+    #[serde(skip)]
+    pub key_headroom: crate::keys::Headroom,
 }
 
 /// The observers of a gateway.
@@ -135,6 +138,7 @@ impl Observe {
             litellm_model: None,
             provider: None,
             key: None,
+            headroom: crate::keys::Headroom::default(),
             called: None,
             first_piece: None,
             session: None,
@@ -165,6 +169,8 @@ pub struct Tracker {
     pub provider: Option<&'static str>,
     /// The caller's virtual key.
     pub key: Option<Arc<KeyRecord>>,
+    /// What the key may still use this minute (set when it was admitted).
+    pub headroom: crate::keys::Headroom,
     called: Option<Instant>,
     first_piece: Option<Instant>,
     /// The agent session.
@@ -312,6 +318,13 @@ impl Tracker {
             error_class,
             key_spend,
             key_max_budget: self.key.as_ref().and_then(|k| k.max_budget),
+            key_headroom: crate::keys::Headroom {
+                requests: self.headroom.requests,
+                tokens: self
+                    .headroom
+                    .tokens
+                    .map(|t| t - i64::try_from(usage.total_tokens).unwrap_or(i64::MAX)),
+            },
         };
         if let Some(m) = &obs.metrics {
             m.record(&rec);

@@ -79,11 +79,20 @@ pub struct RequestRecord {
     pub key_max_budget: Option<f64>,
 }
 
+/// Takes finished records besides metrics and the access log: the key store's request log,
+/// which the admin UI reads. Called on the request path: must not block.
+pub trait RecordSink: std::fmt::Debug + Send + Sync {
+    /// Takes one finished request's record.
+    fn record(&self, rec: &RequestRecord);
+}
+
 /// The observers of a gateway.
 #[derive(Debug, Default)]
 pub struct Observe {
     /// On when `/metrics` is served.
     pub metrics: Option<metrics::Metrics>,
+    /// The request log, when there is a key store.
+    pub sink: Option<Arc<dyn RecordSink>>,
     /// The settings they came from.
     pub settings: ObserveSettings,
 }
@@ -93,8 +102,15 @@ impl Observe {
     pub fn new(settings: ObserveSettings) -> Self {
         Self {
             metrics: settings.metrics.then(metrics::Metrics::new),
+            sink: None,
             settings,
         }
+    }
+
+    /// These observers, and `sink` for every finished record.
+    pub fn with_sink(mut self, sink: Option<Arc<dyn RecordSink>>) -> Self {
+        self.sink = sink;
+        self
     }
 
     /// A tracker for a request that just arrived on `door`.
@@ -210,7 +226,7 @@ impl Tracker {
         if let Some(m) = &obs.metrics {
             m.in_flight.dec();
         }
-        if obs.metrics.is_none() && !access_log::enabled() {
+        if obs.metrics.is_none() && !access_log::enabled() && obs.sink.is_none() {
             return;
         }
         let now = Instant::now();
@@ -247,6 +263,9 @@ impl Tracker {
             m.record(&rec);
         }
         access_log::write(&rec);
+        if let Some(sink) = &obs.sink {
+            sink.record(&rec);
+        }
     }
 }
 

@@ -19,6 +19,7 @@ pub mod limiter;
 pub mod migrations;
 pub mod record;
 pub mod request_log;
+pub mod request_queries;
 pub mod shared;
 pub mod spend;
 pub mod store;

@@ -57,7 +57,7 @@ pub fn columns(
     html! {
         figure.chart {
             figcaption { (title) " " span.total { (fmt(total)) } }
-            svg viewBox={ "0 0 " (W) " " (H) } role="img" aria-label=(summary) preserveAspectRatio="none" {
+            svg viewBox={ "0 0 " (W) " " (H) } role="img" aria-label=(summary) {
                 defs {
                     pattern #hatch width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)" {
                         rect width="6" height="6" class="hatch-bg" {}

@@ -5,6 +5,7 @@
 use super::key_label;
 use crate::keys::record::{KeyRecord, now};
 use crate::keys::request_log::{HOUR_MS, Rollup};
+use crate::keys::request_queries::Grouping;
 use crate::state::Gateway;
 use crate::ui::session::Session;
 use crate::ui::{charts, db_error, keys_of, layout};
@@ -26,86 +27,48 @@ pub struct Period {
 /// The choices of period: hours, label.
 const PERIODS: [(i64, &str); 3] = [(24, "24 hours"), (168, "7 days"), (720, "30 days")];
 
-/// What the overview shows, summed from rollups.
-#[derive(Debug, Default, PartialEq)]
-pub struct Summary {
-    /// Start of each hour shown, Unix ms.
-    pub hours: Vec<i64>,
-    /// Per hour.
-    pub requests: Vec<f64>,
-    /// Per hour.
-    pub errors: Vec<f64>,
-    /// Per hour, USD.
-    pub spend: Vec<f64>,
-    /// Per hour, input + output.
-    pub tokens: Vec<f64>,
-    /// Per model: requests, spend.
-    pub by_model: HashMap<String, (f64, f64)>,
-    /// Per key token.
-    pub by_key: HashMap<String, KeySum>,
-}
-
-/// One key's figures over the period.
-#[derive(Debug, Default, PartialEq)]
-pub struct KeySum {
-    /// Requests.
-    pub requests: f64,
-    /// Input + output tokens.
-    pub tokens: f64,
-    /// USD.
-    pub spend: f64,
-    /// USD per hour.
-    pub per_hour: Vec<f64>,
-}
-
-/// Sums `rollups` into `n` hourly buckets ending with the hour of `now_ms`.
-pub fn summarize(rollups: &[Rollup], now_ms: i64, n: usize) -> Summary {
-    let last = now_ms - now_ms.rem_euclid(HOUR_MS);
-    let first = last - (n as i64 - 1) * HOUR_MS;
-    let mut s = Summary {
-        hours: (0..n).map(|i| first + i as i64 * HOUR_MS).collect(),
-        requests: vec![0.0; n],
-        errors: vec![0.0; n],
-        spend: vec![0.0; n],
-        tokens: vec![0.0; n],
-        ..Summary::default()
+/// The width of the time charts' buckets for a period of `hours`: at most 48 buckets.
+pub fn bucket_ms(hours: i64) -> i64 {
+    let h = match hours {
+        i64::MIN..=48 => 1,
+        49..=288 => 6,
+        _ => 24,
     };
-    for r in rollups {
-        if r.hour < first || r.hour > last {
+    h * HOUR_MS
+}
+
+/// `rows` (summed per bucket of `bucket` ms) placed into `n` buckets starting at `first`;
+/// rows outside are left out.
+pub fn place(rows: &[Rollup], first: i64, bucket: i64, n: usize) -> Vec<Rollup> {
+    let mut out: Vec<Rollup> = (0..n)
+        .map(|i| Rollup {
+            hour: first + i as i64 * bucket,
+            ..Rollup::default()
+        })
+        .collect();
+    for r in rows {
+        if r.hour < first {
             continue;
         }
-        let i = ((r.hour - first) / HOUR_MS) as usize;
-        let tokens = (r.input_tokens + r.output_tokens) as f64;
-        s.requests[i] += r.requests as f64;
-        s.errors[i] += r.errors as f64;
-        s.spend[i] += r.spend;
-        s.tokens[i] += tokens;
-        let m = s.by_model.entry(r.model.clone()).or_default();
-        m.0 += r.requests as f64;
-        m.1 += r.spend;
-        let k = s
-            .by_key
-            .entry(r.key_hash.clone())
-            .or_insert_with(|| KeySum {
-                per_hour: vec![0.0; n],
-                ..KeySum::default()
-            });
-        k.requests += r.requests as f64;
-        k.tokens += tokens;
-        k.spend += r.spend;
-        k.per_hour[i] += r.spend;
+        if let Some(o) = out.get_mut(((r.hour - first) / bucket) as usize) {
+            o.requests += r.requests;
+            o.errors += r.errors;
+            o.spend += r.spend;
+            o.input_tokens += r.input_tokens;
+            o.output_tokens += r.output_tokens;
+        }
     }
-    s
+    out
 }
 
-/// A key's budget left at the end of each hour, from its spend now and its spend per hour:
-/// left after hour `i` = budget - (spend now - spend in the hours after `i`).
-pub fn burn_down(budget: f64, spend_now: f64, per_hour: &[f64]) -> Vec<f64> {
+/// A key's budget left at the end of each bucket, from its spend now and its spend per
+/// bucket: left after bucket `i` = budget - (spend now - spend in the buckets after `i`).
+pub fn burn_down(budget: f64, spend_now: f64, per_bucket: &[f64]) -> Vec<f64> {
     let mut after = 0.0;
-    let mut left = vec![0.0; per_hour.len()];
-    for i in (0..per_hour.len()).rev() {
+    let mut left = vec![0.0; per_bucket.len()];
+    for i in (0..per_bucket.len()).rev() {
         left[i] = budget - (spend_now - after);
-        after += per_hour[i];
+        after += per_bucket[i];
     }
     left
 }
@@ -127,42 +90,96 @@ pub async fn page(
         Err(r) => return *r,
     };
     let hours = p.hours.unwrap_or(24).clamp(1, 24 * 90);
+    let bucket = bucket_ms(hours);
     let t = now() * 1000;
-    let since = t - (hours - 1) * HOUR_MS;
-    let rollups = match keys.store().rollups(since).await {
+    let last = t - t.rem_euclid(bucket);
+    let n = ((hours * HOUR_MS + bucket - 1) / bucket) as usize;
+    let first = last - (n as i64 - 1) * bucket;
+    let since = (t - (hours - 1) * HOUR_MS).max(first);
+    let store = keys.store();
+    let (series, per_key, per_model, all_keys) = match tokio::try_join!(
+        store.rollups(since, Grouping::Bucket(bucket)),
+        store.rollups(since, Grouping::Key),
+        store.rollups(since, Grouping::Model),
+        store.list(),
+    ) {
         Ok(r) => r,
-        Err(e) => return db_error(e, Some(&s.csrf)),
-    };
-    let all_keys = match keys.store().list().await {
-        Ok(k) => k,
         Err(e) => return db_error(e, Some(&s.csrf)),
     };
     let by_token: HashMap<&str, &KeyRecord> =
         all_keys.iter().map(|k| (k.token.as_str(), k)).collect();
     let label = |token: &str| match by_token.get(token) {
         Some(k) => key_label(k.key_alias.as_deref(), &k.key_name),
-        None if token.is_empty() => "master key".to_string(),
+        None if token.is_empty() => "master key or none".to_string(),
         None => format!("deleted key {}", &token[..token.len().min(8)]),
     };
-    let sum = summarize(&rollups, t, hours as usize);
-    let labels: Vec<String> = sum.hours.iter().map(|h| layout::hour(*h)).collect();
+    let series = place(&series, first, bucket, n);
+    let labels: Vec<String> = series.iter().map(|r| layout::hour(r.hour)).collect();
+    let col = |f: fn(&Rollup) -> f64| series.iter().map(f).collect::<Vec<f64>>();
+    let (requests, errors) = (col(|r| r.requests as f64), col(|r| r.errors as f64));
+    let (spend, tokens) = (
+        col(|r| r.spend),
+        col(|r| (r.input_tokens + r.output_tokens) as f64),
+    );
     let total = |v: &[f64]| v.iter().sum::<f64>();
-    let requests_by_model = sorted(sum.by_model.iter().map(|(m, v)| (m.clone(), v.0)));
-    let spend_by_model = sorted(sum.by_model.iter().map(|(m, v)| (m.clone(), v.1)));
-    let requests_by_key = sorted(sum.by_key.iter().map(|(k, v)| (label(k), v.requests)));
-    let spend_by_key = sorted(sum.by_key.iter().map(|(k, v)| (label(k), v.spend)));
-    let mut top: Vec<(&String, &KeySum)> = sum.by_key.iter().collect();
-    top.sort_by(|a, b| b.1.spend.total_cmp(&a.1.spend));
-    let mut burn = Vec::new();
-    for (token, v) in &top {
-        if let Some(k) = by_token.get(token.as_str())
-            && let Some(budget) = k.max_budget
-            && burn.len() < 5
-        {
-            let spend_now = keys.spend(k).await.unwrap_or(k.spend);
-            burn.push((label(token), burn_down(budget, spend_now, &v.per_hour)));
+    let model = |m: &str| {
+        if m.is_empty() {
+            "unknown model".to_string()
+        } else {
+            m.to_string()
         }
+    };
+    let requests_by_model = sorted(
+        per_model
+            .iter()
+            .map(|r| (model(&r.model), r.requests as f64)),
+    );
+    let spend_by_model = sorted(per_model.iter().map(|r| (model(&r.model), r.spend)));
+    let requests_by_key = sorted(
+        per_key
+            .iter()
+            .map(|r| (label(&r.key_hash), r.requests as f64)),
+    );
+    let spend_by_key = sorted(per_key.iter().map(|r| (label(&r.key_hash), r.spend)));
+    let mut top: Vec<&Rollup> = per_key.iter().collect();
+    top.sort_by(|a, b| b.spend.total_cmp(&a.spend));
+    // The burn-down: the five keys with a budget that spent most in the period.
+    let budgeted: Vec<&KeyRecord> = top
+        .iter()
+        .filter_map(|r| by_token.get(r.key_hash.as_str()).copied())
+        .filter(|k| k.max_budget.is_some())
+        .take(5)
+        .collect();
+    let tokens_of: Vec<String> = budgeted.iter().map(|k| k.token.clone()).collect();
+    let per_key_bucket = match store
+        .rollups(since, Grouping::KeyBucket(bucket, tokens_of))
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return db_error(e, Some(&s.csrf)),
+    };
+    let mut burn = Vec::new();
+    for k in budgeted {
+        let mine: Vec<Rollup> = per_key_bucket
+            .iter()
+            .filter(|r| r.key_hash == k.token)
+            .cloned()
+            .collect();
+        let per: Vec<f64> = place(&mine, first, bucket, n)
+            .iter()
+            .map(|r| r.spend)
+            .collect();
+        let spend_now = keys.spend(k).await.unwrap_or(k.spend);
+        burn.push((
+            label(&k.token),
+            burn_down(k.max_budget.unwrap_or(0.0), spend_now, &per),
+        ));
     }
+    let bucket_name = match bucket / HOUR_MS {
+        1 => "per hour",
+        6 => "per 6 hours",
+        _ => "per day",
+    };
     let body = html! {
         h1 { "Overview" }
         nav aria-label="Period" {
@@ -174,16 +191,16 @@ pub async fn page(
             }
         }
         dl.totals {
-            div { dt { "Requests" } dd data-total="requests" { (layout::count(total(&sum.requests))) } }
-            div { dt { "Errors" } dd data-total="errors" { (layout::count(total(&sum.errors))) } }
-            div { dt { "Spend" } dd data-total="spend" { (layout::usd(total(&sum.spend))) } }
-            div { dt { "Tokens" } dd data-total="tokens" { (layout::count(total(&sum.tokens))) } }
+            div { dt { "Requests" } dd data-total="requests" { (layout::count(total(&requests))) } }
+            div { dt { "Errors" } dd data-total="errors" { (layout::count(total(&errors))) } }
+            div { dt { "Spend" } dd data-total="spend" { (layout::usd(total(&spend))) } }
+            div { dt { "Tokens" } dd data-total="tokens" { (layout::count(total(&tokens))) } }
         }
-        h2 { "Over time (per hour, UTC)" }
+        h2 { "Over time (" (bucket_name) ", UTC)" }
         div.grid {
-            (charts::columns("Requests", &labels, &sum.requests, Some(("errors", &sum.errors)), layout::count))
-            (charts::columns("Spend", &labels, &sum.spend, None, layout::usd))
-            (charts::columns("Tokens", &labels, &sum.tokens, None, layout::count))
+            (charts::columns("Requests", &labels, &requests, Some(("errors", &errors)), layout::count))
+            (charts::columns("Spend", &labels, &spend, None, layout::usd))
+            (charts::columns("Tokens", &labels, &tokens, None, layout::count))
         }
         h2 { "Per model" }
         div.grid {
@@ -200,13 +217,13 @@ pub async fn page(
             table.responsive #top-keys {
                 thead { tr { th scope="col" { "Key" } th.num scope="col" { "Requests" } th.num scope="col" { "Tokens" } th.num scope="col" { "Spend" } th.num scope="col" { "Budget" } } }
                 tbody {
-                    @for (token, v) in top.iter().take(10) {
+                    @for v in top.iter().take(10) {
                         tr {
-                            td data-label="Key" { (label(token)) }
-                            td.num data-label="Requests" { (layout::count(v.requests)) }
-                            td.num data-label="Tokens" { (layout::count(v.tokens)) }
+                            td data-label="Key" { (label(&v.key_hash)) }
+                            td.num data-label="Requests" { (layout::count(v.requests as f64)) }
+                            td.num data-label="Tokens" { (layout::count((v.input_tokens + v.output_tokens) as f64)) }
                             td.num data-label="Spend" { (layout::usd(v.spend)) }
-                            td.num data-label="Budget" { (by_token.get(token.as_str()).and_then(|k| k.max_budget).map_or("none".to_string(), layout::usd)) }
+                            td.num data-label="Budget" { (by_token.get(v.key_hash.as_str()).and_then(|k| k.max_budget).map_or("none".to_string(), layout::usd)) }
                         }
                     }
                 }
@@ -239,23 +256,32 @@ mod tests {
     }
 
     #[test]
-    fn rollups_fall_into_their_hours_and_old_ones_are_left_out() {
-        let now = 10 * HOUR_MS + 123;
-        let s = summarize(
+    fn rows_fall_into_their_buckets_and_old_ones_are_left_out() {
+        let b = 6 * HOUR_MS;
+        let placed = place(
             &[
-                r(10 * HOUR_MS, "a", "m1", 3, 0.5),
-                r(9 * HOUR_MS, "b", "m2", 2, 0.25),
-                r(7 * HOUR_MS, "a", "m1", 100, 9.0),
+                r(12 * HOUR_MS, "", "", 3, 0.5),
+                r(18 * HOUR_MS, "", "", 2, 0.25),
+                r(0, "", "", 100, 9.0),
+                r(30 * HOUR_MS, "", "", 7, 1.0),
             ],
-            now,
-            3,
+            12 * HOUR_MS,
+            b,
+            2,
         );
-        assert_eq!(s.hours, vec![8 * HOUR_MS, 9 * HOUR_MS, 10 * HOUR_MS]);
-        assert_eq!(s.requests, vec![0.0, 2.0, 3.0]);
-        assert_eq!(s.errors, vec![0.0, 1.0, 1.0]);
-        assert_eq!(s.tokens, vec![0.0, 15.0, 15.0]);
-        assert_eq!(s.by_model["m1"], (3.0, 0.5));
-        assert_eq!(s.by_key["b"].per_hour, vec![0.0, 0.25, 0.0]);
+        let got: Vec<(i64, i64, i64)> = placed
+            .iter()
+            .map(|r| (r.hour, r.requests, r.errors))
+            .collect();
+        assert_eq!(got, vec![(12 * HOUR_MS, 3, 1), (18 * HOUR_MS, 2, 1)]);
+        assert_eq!(placed[1].input_tokens + placed[1].output_tokens, 15);
+    }
+
+    #[test]
+    fn long_periods_get_wider_buckets() {
+        assert_eq!(bucket_ms(24), HOUR_MS);
+        assert_eq!(bucket_ms(168), 6 * HOUR_MS);
+        assert_eq!(bucket_ms(720), 24 * HOUR_MS);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! none.
 
 use super::key_label;
-use crate::keys::request_log::Filter;
+use crate::keys::request_queries::Filter;
 use crate::state::Gateway;
 use crate::ui::session::Session;
 use crate::ui::{db_error, keys_of, layout};
@@ -144,7 +144,11 @@ pub async fn page(
                         tr data-status=(r.status) {
                             td data-label="Time" { (layout::time(r.time_ms)) }
                             td data-label="Key" {
-                                (names.get(r.key_hash.as_str()).cloned().unwrap_or_else(|| key_label(r.key_alias.as_deref(), if r.key_hash.is_empty() { "" } else { "deleted key" })))
+                                @if r.key_hash.is_empty() {
+                                    span.muted { @if r.status == 401 { "no valid key" } @else { "master key" } }
+                                } @else {
+                                    (names.get(r.key_hash.as_str()).cloned().unwrap_or_else(|| key_label(r.key_alias.as_deref(), "deleted key")))
+                                }
                             }
                             td data-label="Model" { @if r.model.is_empty() { span.muted { "unknown" } } @else { (r.model) } }
                             td data-label="Door" { (r.door) }

@@ -5,6 +5,8 @@ import tempfile
 import pathlib
 
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
 
 from uihelp import MASTER_KEY, SHOTS, browser, fixed_traffic, signed_in, start_emulator, start_gateway, ui_sources_hash, wait_logged
 
@@ -29,7 +31,9 @@ def main():
             wait_logged(url, signed_in(url), len(calls))
             driver.get(f"{url}/ui/login")
             driver.find_element(By.ID, "master_key").send_keys(MASTER_KEY)
+            page = driver.find_element(By.TAG_NAME, "html")
             driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+            WebDriverWait(driver, 15).until(EC.staleness_of(page))
             for path, name in [("/ui/", "overview"), ("/ui/keys", "keys"), ("/ui/models", "models"),
                                ("/ui/requests", "requests")]:
                 shoot(driver, url, path, name, 1280)

@@ -16,7 +16,8 @@ import openai
 import pytest
 import requests
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from uihelp import (MASTER_KEY, SHOTS, browser, csrf_of, fixed_traffic, generate, signed_in, start_emulator,
                     start_gateway, ui_sources_hash, wait_logged)
@@ -47,11 +48,18 @@ def driver():
     d.quit()
 
 
+def submit(driver, button):
+    """Clicks a form's button and waits until the next page has replaced this one."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    button.click()
+    WebDriverWait(driver, 15).until(EC.staleness_of(page))
+
+
 def sign_in(driver, url):
     driver.delete_all_cookies()
     driver.get(f"{url}/ui/login")
     driver.find_element(By.ID, "master_key").send_keys(MASTER_KEY)
-    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    submit(driver, driver.find_element(By.CSS_SELECTOR, "button[type=submit]"))
     assert driver.current_url == f"{url}/ui/", driver.current_url
 
 
@@ -172,7 +180,7 @@ def test_a_key_created_in_the_browser_works_until_it_is_revoked(gateway, traffic
     driver.find_element(By.ID, "key_alias").send_keys("made-in-the-ui")
     driver.find_element(By.ID, "models").send_keys("bedrock-agent-1")
     driver.find_element(By.ID, "max_budget").send_keys("3")
-    driver.find_element(By.XPATH, "//button[normalize-space()='Create key']").click()
+    submit(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Create key']"))
     new_key = driver.find_element(By.ID, "new-key-value").text.strip()
     assert re.fullmatch(r"sk-[0-9a-f]{48}", new_key), new_key
 
@@ -192,7 +200,7 @@ def test_a_key_created_in_the_browser_works_until_it_is_revoked(gateway, traffic
     # Revoke it in the browser: the next call is refused.
     driver.get(f"{gateway}/ui/keys")
     row = driver.find_element(By.CSS_SELECTOR, f'tr[data-token="{token}"]')
-    row.find_element(By.XPATH, ".//button[normalize-space()='Revoke']").click()
+    submit(driver, row.find_element(By.XPATH, ".//button[normalize-space()='Revoke']"))
     assert driver.find_elements(By.CSS_SELECTOR, f'tr[data-token="{token}"]') == []
     with pytest.raises(openai.AuthenticationError):
         client.chat.completions.create(model="bedrock-agent-1", messages=[{"role": "user", "content": "after revoke"}])
@@ -206,8 +214,8 @@ def test_editing_a_keys_limits_in_the_browser(gateway, traffic, driver):
     rpm = driver.find_element(By.ID, "rpm_limit")
     rpm.clear()
     rpm.send_keys("77")
-    driver.find_element(By.XPATH, "//button[normalize-space()='Save']").click()
-    assert driver.current_url == f"{gateway}/ui/keys"
+    submit(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Save']"))
+    assert driver.current_url == f"{gateway}/ui/keys", driver.find_element(By.TAG_NAME, "main").text
     row = driver.find_element(By.CSS_SELECTOR, f'tr[data-token="{token}"]')
     assert "rpm 77" in row.text
     info = requests.get(f"{gateway}/key/info", params={"key": token}, headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=10).json()
@@ -219,21 +227,21 @@ def test_filtering_the_request_list(gateway, traffic, driver):
     sign_in(driver, gateway)
     driver.get(f"{gateway}/ui/requests")
     Select(driver.find_element(By.ID, "f-key")).select_by_visible_text("batch-jobs")
-    driver.find_element(By.XPATH, "//button[normalize-space()='Filter']").click()
+    submit(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Filter']"))
     rows = driver.find_elements(By.CSS_SELECTOR, "#requests tbody tr")
     assert len(rows) == sum(1 for c in calls if c[0] == "batch-jobs")
     assert all("batch-jobs" in r.text and "bedrock-agent-2" in r.text for r in rows)
 
     driver.get(f"{gateway}/ui/requests")
     Select(driver.find_element(By.ID, "f-status")).select_by_value("error")
-    driver.find_element(By.XPATH, "//button[normalize-space()='Filter']").click()
+    submit(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Filter']"))
     rows = driver.find_elements(By.CSS_SELECTOR, "#requests tbody tr")
     assert rows and all(int(r.get_attribute("data-status")) >= 400 for r in rows)
     assert any("model_not_found" in r.text for r in rows)
 
     driver.get(f"{gateway}/ui/requests")
     Select(driver.find_element(By.ID, "f-model")).select_by_value("bedrock-agent-1")
-    driver.find_element(By.XPATH, "//button[normalize-space()='Filter']").click()
+    submit(driver, driver.find_element(By.XPATH, "//button[normalize-space()='Filter']"))
     rows = driver.find_elements(By.CSS_SELECTOR, "#requests tbody tr")
     assert len(rows) >= sum(1 for c in calls if c[1] == "bedrock-agent-1")
     assert all("bedrock-agent-1" in r.text for r in rows)

@@ -372,6 +372,20 @@ pub fn parse(
         },
     };
 
+    for (name, v) in [
+        (
+            "request_log_retention_days",
+            server.request_log_retention_days,
+        ),
+        ("ui_session_hours", server.ui_session_hours),
+    ] {
+        if !(v > 0.0 && v.is_finite()) {
+            problems.push(format!(
+                "agentbridge.{name}: expected a positive number, got {v}"
+            ));
+        }
+    }
+
     let router = crate::router::settings::read(&root, &models, env, &mut problems, &mut warnings);
     let mut models = models;
     if let Some(t) = router.timeout {

@@ -66,6 +66,10 @@ pub struct ServerSettings {
     pub metrics: bool,
     /// One JSON object per log line (as LiteLLM's `json_logs: true`).
     pub json_logs: bool,
+    /// Days the request log (the admin UI's list and charts) keeps a request (default 30).
+    pub request_log_retention_days: f64,
+    /// Hours an admin UI sign-in lasts (default 8).
+    pub ui_session_hours: f64,
 }
 
 /// What happens to rate limits and budgets while Redis is unreachable.
@@ -93,6 +97,8 @@ impl Default for ServerSettings {
             session_failover: false,
             metrics: false,
             json_logs: false,
+            request_log_retention_days: 30.0,
+            ui_session_hours: 8.0,
         }
     }
 }
@@ -365,6 +371,20 @@ pub fn parse(
             }
         },
     };
+
+    for (name, v) in [
+        (
+            "request_log_retention_days",
+            server.request_log_retention_days,
+        ),
+        ("ui_session_hours", server.ui_session_hours),
+    ] {
+        if !(v > 0.0 && v.is_finite()) {
+            problems.push(format!(
+                "agentbridge.{name}: expected a positive number, got {v}"
+            ));
+        }
+    }
 
     let router = crate::router::settings::read(&root, &models, env, &mut problems, &mut warnings);
     let mut models = models;

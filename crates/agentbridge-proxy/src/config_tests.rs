@@ -201,3 +201,22 @@ fn observability_is_turned_on_as_in_litellm_or_in_the_agentbridge_section() {
     let e = parse(&bad, &env, LoadOptions::default()).unwrap_err();
     assert!(e.problems[0].contains("litellm_settings.callbacks"), "{e}");
 }
+
+#[test]
+fn the_request_log_keeps_30_days_and_ui_sessions_last_8_hours_unless_set() {
+    let default = parse(DOCS_CONFIG, &env, LoadOptions::default()).unwrap();
+    assert_eq!(default.server.request_log_retention_days, 30.0);
+    assert_eq!(default.server.ui_session_hours, 8.0);
+    let text = format!(
+        "{DOCS_CONFIG}agentbridge:\n  request_log_retention_days: 7\n  ui_session_hours: 1.5\n"
+    );
+    let c = parse(&text, &env, LoadOptions::default()).unwrap();
+    assert_eq!(c.server.request_log_retention_days, 7.0);
+    assert_eq!(c.server.ui_session_hours, 1.5);
+    let bad = format!("{DOCS_CONFIG}agentbridge:\n  request_log_retention_days: 0\n");
+    let e = parse(&bad, &env, LoadOptions::default()).unwrap_err();
+    assert!(
+        e.problems[0].starts_with("agentbridge.request_log_retention_days"),
+        "{e}"
+    );
+}

@@ -24,6 +24,7 @@ pub mod routes;
 pub mod server;
 pub mod sse;
 pub mod state;
+pub mod ui;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -145,10 +146,13 @@ fn router(state: AppState) -> Router {
             Arc::clone(&gateway),
             routes::require_key,
         ));
+    // The admin UI (with a master key only): its own sign-in, sessions and form tokens.
+    let ui = ui::router(&gateway).unwrap_or_default();
     // The Messages door answers auth failures in its own error shape, so it authenticates
     // in its handler rather than behind the shared middleware.
     Router::new()
         .merge(api)
+        .merge(ui)
         .route("/v1/messages", post(routes::messages))
         .route("/health/liveliness", get(routes::liveliness))
         .route("/health/liveness", get(routes::liveliness))

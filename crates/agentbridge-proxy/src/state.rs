@@ -72,13 +72,21 @@ impl Gateway {
                     .as_ref()
                     .map(|r| r.expose_secret().to_string());
                 Some(
-                    crate::keys::Keys::open(&url, redis.as_deref(), config.server.redis_outage)
-                        .await?,
+                    crate::keys::Keys::open(
+                        &url,
+                        redis.as_deref(),
+                        config.server.redis_outage,
+                        config.server.request_log_retention_days,
+                    )
+                    .await?,
                 )
             }
         };
         Ok(Self {
-            observe: Arc::new(crate::observe::Observe::new(config.observe.clone())),
+            observe: Arc::new(
+                crate::observe::Observe::new(config.observe.clone())
+                    .with_sink(keys.as_ref().map(|k| k.request_sink())),
+            ),
             keys,
             connect_timeout: connect,
             models,

@@ -32,14 +32,22 @@ pub struct KeyFields {
     /// For `/key/update`: the key (or its token).
     #[serde(default)]
     pub key: Option<String>,
-    models: Option<Vec<String>>,
-    max_budget: Option<f64>,
-    budget_duration: Option<String>,
-    rpm_limit: Option<i64>,
-    tpm_limit: Option<i64>,
-    duration: Option<String>,
-    key_alias: Option<String>,
-    metadata: Option<Value>,
+    /// Allowed model names (empty: all).
+    pub models: Option<Vec<String>>,
+    /// USD budget.
+    pub max_budget: Option<f64>,
+    /// Budget period (`30d`, ...).
+    pub budget_duration: Option<String>,
+    /// Requests per minute.
+    pub rpm_limit: Option<i64>,
+    /// Tokens per minute.
+    pub tpm_limit: Option<i64>,
+    /// Lifetime from now (`30d`, ...).
+    pub duration: Option<String>,
+    /// A name for people.
+    pub key_alias: Option<String>,
+    /// Free-form metadata (an object).
+    pub metadata: Option<Value>,
 }
 
 fn bad(field: &str, msg: impl Into<String>) -> ProxyError {
@@ -112,14 +120,9 @@ fn apply(rec: &mut KeyRecord, f: &KeyFields) -> Result<()> {
     Ok(())
 }
 
-/// `POST /key/generate`.
-pub async fn generate(
-    State(gw): State<Arc<Gateway>>,
-    Extension(caller): Extension<Caller>,
-    body: axum::body::Bytes,
-) -> Result<Json<Value>> {
-    let keys = keys(&gw, &caller)?;
-    let f = parse_fields(&body)?;
+/// Creates a key with `f`'s settings: returns the key (shown once, never stored) and its
+/// record. `/key/generate` and the admin UI both create keys here.
+pub async fn create_key(keys: &Keys, f: &KeyFields) -> Result<(String, KeyRecord)> {
     let key = format!("sk-{}", hex::encode(rand::random::<[u8; 24]>()));
     let mut rec = KeyRecord {
         token: token_of(&key),
@@ -137,8 +140,20 @@ pub async fn generate(
         created_at: now(),
         deleted_at: None,
     };
-    apply(&mut rec, &f)?;
+    apply(&mut rec, f)?;
     keys.store.insert(&rec).await.map_err(db_err)?;
+    Ok((key, rec))
+}
+
+/// `POST /key/generate`.
+pub async fn generate(
+    State(gw): State<Arc<Gateway>>,
+    Extension(caller): Extension<Caller>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>> {
+    let keys = keys(&gw, &caller)?;
+    let f = parse_fields(&body)?;
+    let (key, rec) = create_key(&keys, &f).await?;
     let mut out = serde_json::to_value(&rec).unwrap_or_default();
     out["key"] = json!(key);
     Ok(Json(out))
@@ -181,6 +196,23 @@ pub async fn info(
     Ok(Json(json!({"key": token, "info": info})))
 }
 
+/// Changes the settings `f` names of the live key `key` (the key or its token).
+/// `/key/update` and the admin UI both change keys here.
+pub async fn update_key(keys: &Keys, key: &str, f: &KeyFields) -> Result<KeyRecord> {
+    let token = token_param(key);
+    let mut rec = keys
+        .store
+        .get(&token)
+        .await
+        .map_err(db_err)?
+        .filter(|r| r.deleted_at.is_none())
+        .ok_or_else(|| ProxyError::NotFound(format!("key {}", &token[..12])))?;
+    apply(&mut rec, f)?;
+    keys.store.update(&rec).await.map_err(db_err)?;
+    keys.forget(&token);
+    Ok(rec)
+}
+
 /// `POST /key/update`.
 pub async fn update(
     State(gw): State<Arc<Gateway>>,
@@ -193,17 +225,7 @@ pub async fn update(
         .key
         .clone()
         .ok_or_else(|| bad("key", "missing field: key"))?;
-    let token = token_param(&k);
-    let mut rec = keys
-        .store
-        .get(&token)
-        .await
-        .map_err(db_err)?
-        .filter(|r| r.deleted_at.is_none())
-        .ok_or_else(|| ProxyError::NotFound(format!("key {}", &token[..12])))?;
-    apply(&mut rec, &f)?;
-    keys.store.update(&rec).await.map_err(db_err)?;
-    keys.forget(&token);
+    let rec = update_key(&keys, &k, &f).await?;
     Ok(Json(serde_json::to_value(&rec).unwrap_or_default()))
 }
 
@@ -223,18 +245,25 @@ pub async fn delete(
     let keys = keys(&gw, &caller)?;
     let b: DeleteBody = serde_json::from_slice(&body)
         .map_err(|e| bad("keys", format!("expected {{\"keys\": [...]}}: {e}")))?;
+    let deleted = delete_keys(&keys, &b.keys).await?;
+    Ok(Json(json!({"deleted_keys": deleted})))
+}
+
+/// Deletes (revokes) keys, each given as the key or its token; returns those that were
+/// live. `/key/delete` and the admin UI both revoke keys here.
+pub async fn delete_keys(keys: &Keys, list: &[String]) -> Result<Vec<String>> {
     let mut deleted = Vec::new();
-    for k in &b.keys {
+    for k in list {
         let token = token_param(k);
         if keys.store.delete(&token, now()).await.map_err(db_err)? {
             deleted.push(k.clone());
         }
         keys.forget(&token);
     }
-    if deleted.is_empty() && !b.keys.is_empty() {
+    if deleted.is_empty() && !list.is_empty() {
         return Err(ProxyError::NotFound("none of these keys exist".into()));
     }
-    Ok(Json(json!({"deleted_keys": deleted})))
+    Ok(deleted)
 }
 
 /// `GET /key/list`.

@@ -8,10 +8,16 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType};
 use std::borrow::Cow;
 
 /// Every file in `migrations/`, in order (a test checks this list against the directory).
-const FILES: &[(&str, &str)] = &[(
-    "0001_keys.sql",
-    include_str!("../../migrations/0001_keys.sql"),
-)];
+const FILES: &[(&str, &str)] = &[
+    (
+        "0001_keys.sql",
+        include_str!("../../migrations/0001_keys.sql"),
+    ),
+    (
+        "0002_request_log.sql",
+        include_str!("../../migrations/0002_request_log.sql"),
+    ),
+];
 
 /// The embedded migrations, as a source for `sqlx::migrate::Migrator::new`.
 #[derive(Debug, Clone, Copy, Default)]

@@ -18,9 +18,12 @@ pub mod debt;
 pub mod limiter;
 pub mod migrations;
 pub mod record;
+pub mod request_log;
+pub mod request_queries;
 pub mod shared;
 pub mod spend;
 pub mod store;
+pub mod ui_sessions;
 pub mod upkeep;
 
 pub use upkeep::Health;
@@ -73,6 +76,12 @@ pub struct Keys {
     /// The runtime that opened the store and Redis: their connections are registered with
     /// it, so I/O on them runs there (requests are served on other, per-thread runtimes).
     home: tokio::runtime::Handle,
+    /// Finished requests not yet written to the request log.
+    requests: Arc<request_log::RequestLogBuffer>,
+    /// How long logged requests are kept, ms.
+    retention_ms: i64,
+    /// When the request log was last pruned.
+    pruned: Mutex<Option<Instant>>,
 }
 
 fn db_err(e: impl std::fmt::Display) -> ProxyError {
@@ -112,6 +121,7 @@ impl Keys {
         database_url: &str,
         redis_url: Option<&str>,
         redis_outage: RedisOutage,
+        retention_days: f64,
     ) -> Result<Arc<Self>, String> {
         let store = Store::connect(database_url)
             .await
@@ -128,7 +138,20 @@ impl Keys {
             database_up: AtomicBool::new(true),
             database_pinged: AtomicBool::new(false),
             home: tokio::runtime::Handle::current(),
+            requests: Arc::default(),
+            retention_ms: (retention_days * 86_400_000.0) as i64,
+            pruned: Mutex::new(None),
         }))
+    }
+
+    /// The database (for the admin UI's queries).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Where finished requests go to be logged (see [`request_log`]).
+    pub fn request_sink(&self) -> Arc<dyn crate::observe::RecordSink> {
+        self.requests.clone()
     }
 
     /// The runtime that owns the store's and Redis's connections.

@@ -16,7 +16,7 @@ pub const DB_TIMEOUT: Duration = Duration::from_secs(2);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `f`, failed with a timeout error if it takes longer than `limit`.
-async fn bounded<T>(
+pub(super) async fn bounded<T>(
     limit: Duration,
     f: impl Future<Output = Result<T, sqlx::Error>>,
 ) -> Result<T, sqlx::Error> {
@@ -50,7 +50,7 @@ pub struct SpendLog {
 /// The key store.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: AnyPool,
+    pub(super) pool: AnyPool,
 }
 
 const COLUMNS: &str = "key_hash, key_alias, key_prefix, models, max_budget, budget_duration, budget_reset_at, \

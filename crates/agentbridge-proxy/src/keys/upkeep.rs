@@ -16,6 +16,9 @@ pub struct Health {
     pub spend_buffered: usize,
 }
 
+/// How often the request log is pruned to its retention.
+pub const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// How long the last flush at shutdown keeps trying while the database does not answer.
 pub const FINAL_FLUSH_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -111,8 +114,48 @@ impl Keys {
             if let Err(e) = self.flush().await {
                 tracing::debug!("{e}");
             }
+            self.tend_request_log().await;
         };
         tokio::join!(database, self.limiter.tend());
+    }
+
+    /// Writes the buffered request log, and once every [`PRUNE_EVERY`] deletes logged
+    /// requests (and expired UI sessions) older than the retention.
+    async fn tend_request_log(&self) {
+        if let Err(e) = self.requests.flush(&self.store).await {
+            tracing::debug!(error = %e, buffered = self.requests.len(), "request log not written yet");
+            return;
+        }
+        let due = self
+            .pruned
+            .lock()
+            .map(|mut last| {
+                let due = last.is_none_or(|t| t.elapsed() >= PRUNE_EVERY);
+                if due {
+                    *last = Some(std::time::Instant::now());
+                }
+                due
+            })
+            .unwrap_or(false);
+        if due {
+            let t = super::record::now();
+            match self
+                .store
+                .prune_requests(t * 1000 - self.retention_ms)
+                .await
+            {
+                Ok(n) if n > 0 => {
+                    tracing::info!(rows = n, "request log: pruned rows past the retention")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "request log: pruning failed; trying again later")
+                }
+            }
+            if let Err(e) = self.store.prune_sessions(t).await {
+                tracing::warn!(error = %e, "UI sessions: pruning failed");
+            }
+        }
     }
 
     /// Starts the background task that writes spend and watches the database and Redis
@@ -132,6 +175,9 @@ impl Keys {
                     _ = stop.changed() => break,
                 }
                 me.tend().await;
+            }
+            if let Err(e) = me.requests.flush(&me.store).await {
+                tracing::warn!(error = %e, rows = me.requests.len(), "request log: the last rows are lost at shutdown");
             }
             let deadline = tokio::time::Instant::now() + FINAL_FLUSH_WINDOW;
             loop {

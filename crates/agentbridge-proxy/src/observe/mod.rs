@@ -86,6 +86,13 @@ pub struct RequestRecord {
     pub key_headroom: crate::keys::Headroom,
 }
 
+/// Takes finished records besides metrics and the access log: the key store's request log,
+/// which the admin UI reads. Called on the request path: must not block.
+pub trait RecordSink: std::fmt::Debug + Send + Sync {
+    /// Takes one finished request's record.
+    fn record(&self, rec: &RequestRecord);
+}
+
 /// The observers of a gateway.
 #[derive(Debug, Default)]
 pub struct Observe {
@@ -93,6 +100,8 @@ pub struct Observe {
     pub metrics: Option<metrics::Metrics>,
     /// On when traces are exported (see [`otel`]).
     pub otel: Option<otel::Otel>,
+    /// The request log, when there is a key store.
+    pub sink: Option<Arc<dyn RecordSink>>,
     /// The settings they came from.
     pub settings: ObserveSettings,
 }
@@ -111,6 +120,7 @@ impl Observe {
         Self {
             metrics: settings.metrics.then(metrics::Metrics::new),
             otel,
+            sink: None,
             settings,
         }
     }
@@ -120,6 +130,12 @@ impl Observe {
         if let Some(o) = &self.otel {
             o.shutdown();
         }
+    }
+
+    /// These observers, and `sink` for every finished record.
+    pub fn with_sink(mut self, sink: Option<Arc<dyn RecordSink>>) -> Self {
+        self.sink = sink;
+        self
     }
 
     /// A tracker for a request that just arrived on `door`.
@@ -286,7 +302,7 @@ impl Tracker {
         if let Some(s) = self.spans.take() {
             s.finish(status, outcome, error_class.as_deref());
         }
-        if obs.metrics.is_none() && !access_log::enabled() {
+        if obs.metrics.is_none() && !access_log::enabled() && obs.sink.is_none() {
             return;
         }
         let now = Instant::now();
@@ -330,6 +346,9 @@ impl Tracker {
             m.record(&rec);
         }
         access_log::write(&rec);
+        if let Some(sink) = &obs.sink {
+            sink.record(&rec);
+        }
     }
 }
 

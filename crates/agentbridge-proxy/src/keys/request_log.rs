@@ -13,7 +13,6 @@
 
 use super::store::{Store, WRITE_TIMEOUT, bounded};
 use crate::observe::{RecordSink, RequestRecord};
-use sqlx::Row;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -208,21 +207,18 @@ impl Store {
             return Ok(());
         }
         bounded(WRITE_TIMEOUT, async {
-            const N: usize = 15;
-            let values: Vec<String> = (0..rows.len())
-                .map(|i| {
-                    let p: Vec<String> = (1..=N).map(|c| format!("${}", i * N + c)).collect();
-                    format!("({})", p.join(", "))
-                })
-                .collect();
+            // One prepared statement, run once per row in one transaction: the driver keeps
+            // it prepared across batches (a multi-row VALUES list would be a new statement
+            // of up to 7,500 parameters for every batch size).
             let sql = format!(
-                "INSERT INTO request_log ({ROW_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING \
-                 RETURNING time_ms, key_hash, model, status, cost, input_tokens, output_tokens",
-                values.join(", ")
+                "INSERT INTO request_log ({ROW_COLUMNS}) VALUES \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                 ON CONFLICT (id) DO NOTHING"
             );
-            let mut insert = sqlx::query(&sql);
+            let mut tx = self.pool.begin().await?;
+            let mut sums: BTreeMap<(i64, &str, &str), Rollup> = BTreeMap::new();
             for r in rows {
-                insert = insert
+                let inserted = sqlx::query(&sql)
                     .bind(&r.id)
                     .bind(r.time_ms)
                     .bind(&r.key_hash)
@@ -237,27 +233,27 @@ impl Store {
                     .bind(r.output_tokens)
                     .bind(r.cost)
                     .bind(&r.session)
-                    .bind(&r.error_class);
-            }
-            let mut tx = self.pool.begin().await?;
-            let mut sums: BTreeMap<(i64, String, String), Rollup> = BTreeMap::new();
-            for row in insert.fetch_all(&mut *tx).await? {
-                let t: i64 = row.try_get("time_ms")?;
-                let hour = t - t.rem_euclid(HOUR_MS);
-                let (key, model): (String, String) =
-                    (row.try_get("key_hash")?, row.try_get("model")?);
-                let s = sums.entry((hour, key.clone(), model.clone())).or_insert(Rollup {
-                    hour,
-                    key_hash: key,
-                    model,
-                    ..Rollup::default()
-                });
+                    .bind(&r.error_class)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if inserted == 0 {
+                    continue;
+                }
+                let hour = r.time_ms - r.time_ms.rem_euclid(HOUR_MS);
+                let s = sums
+                    .entry((hour, r.key_hash.as_str(), r.model.as_str()))
+                    .or_insert_with(|| Rollup {
+                        hour,
+                        key_hash: r.key_hash.clone(),
+                        model: r.model.clone(),
+                        ..Rollup::default()
+                    });
                 s.requests += 1;
-                let status: i64 = row.try_get("status")?;
-                s.errors += i64::from(status >= 400);
-                s.spend += row.try_get::<f64, _>("cost")?;
-                s.input_tokens += row.try_get::<i64, _>("input_tokens")?;
-                s.output_tokens += row.try_get::<i64, _>("output_tokens")?;
+                s.errors += i64::from(r.status >= 400);
+                s.spend += r.cost;
+                s.input_tokens += r.input_tokens;
+                s.output_tokens += r.output_tokens;
             }
             for s in sums.values() {
                 sqlx::query(

@@ -46,17 +46,12 @@ impl Door for Chat {
         answer: Answer,
     ) -> agentbridge::Result<Completed> {
         let completion = completion::fold(response_meta(meta), answer, request.options).await?;
+        let outcome = agentbridge::canonical::Outcome {
+            usage: completion.usage.unwrap_or_default(),
+            cost: completion.response_cost,
+        };
         // Sized for a typical answer, so the JSON is written without regrowing.
-        let mut body = Vec::with_capacity(512 + completion.choices.len() * 256);
-        serde_json::to_writer(&mut body, &completion)
-            .map_err(|e| Error::Decode(format!("could not write the answer as JSON: {e}")))?;
-        Ok(Completed {
-            body,
-            outcome: agentbridge::canonical::Outcome {
-                usage: completion.usage.unwrap_or_default(),
-                cost: completion.response_cost,
-            },
-        })
+        Completed::json(&completion, 512 + completion.choices.len() * 256, outcome)
     }
 
     fn encoder(

@@ -62,6 +62,21 @@ pub struct Completed {
     pub outcome: Outcome,
 }
 
+impl Completed {
+    /// `answer` written as JSON into a buffer of `capacity` bytes, with its `outcome`.
+    pub fn json<T: serde::Serialize>(
+        answer: &T,
+        capacity: usize,
+        outcome: Outcome,
+    ) -> agentbridge::Result<Self> {
+        let mut body = Vec::with_capacity(capacity);
+        serde_json::to_writer(&mut body, answer).map_err(|e| {
+            agentbridge::Error::Decode(format!("could not write the answer as JSON: {e}"))
+        })?;
+        Ok(Self { body, outcome })
+    }
+}
+
 /// An API format.
 pub trait Door: Send + Sync + 'static {
     /// The door's name in logs (`chat`, `responses`, `messages`).

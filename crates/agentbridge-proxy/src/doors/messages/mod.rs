@@ -148,13 +148,7 @@ impl Door for Messages {
             trace: request.options.include_trace.then_some(traces.as_slice()),
             files: &files,
         };
-        let body = serde_json::to_vec(&message).map_err(|e| {
-            agentbridge::Error::Decode(format!("could not write the answer as JSON: {e}"))
-        })?;
-        Ok(Completed {
-            body,
-            outcome: ending.outcome,
-        })
+        Completed::json(&message, 512, ending.outcome)
     }
 
     fn encoder(

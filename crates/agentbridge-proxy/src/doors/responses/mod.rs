@@ -167,13 +167,7 @@ impl Door for Responses {
             Some(&ending),
             request.options.include_trace,
         );
-        let body = serde_json::to_vec(&response).map_err(|e| {
-            agentbridge::Error::Decode(format!("could not write the answer as JSON: {e}"))
-        })?;
-        Ok(Completed {
-            body,
-            outcome: ending.outcome,
-        })
+        Completed::json(&response, 1024, ending.outcome)
     }
 
     fn encoder(

@@ -17,6 +17,10 @@ const FILES: &[(&str, &str)] = &[
         "0002_request_log.sql",
         include_str!("../../migrations/0002_request_log.sql"),
     ),
+    (
+        "0003_request_log_keys.sql",
+        include_str!("../../migrations/0003_request_log_keys.sql"),
+    ),
 ];
 
 /// The embedded migrations, as a source for `sqlx::migrate::Migrator::new`.

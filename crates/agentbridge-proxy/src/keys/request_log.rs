@@ -5,7 +5,7 @@
 //! bounded buffer ([`RequestLogBuffer`]) and the key service's background task writes it in
 //! batches of [`BATCH`] ([`Store::write_requests`]), adding each row to its hour's rollup
 //! (`request_rollup`, per hour, key and model) in the same transaction. The write is
-//! idempotent (keyed by request id), and only rows actually inserted count in the rollups.
+//! idempotent (keyed by arrival time and request id), and only rows actually inserted count in the rollups.
 //! Unlike spend, nothing is refused when the buffer is full: the oldest rows are dropped and
 //! counted (the log is for looking at, not for billing). Rows older than the retention
 //! (`agentbridge.request_log_retention_days`) are pruned by the same task. Reading it:
@@ -13,7 +13,9 @@
 
 use super::store::{Store, WRITE_TIMEOUT, bounded};
 use crate::observe::{RecordSink, RequestRecord};
-use std::collections::{BTreeMap, VecDeque};
+use sqlx::Row;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -38,7 +40,7 @@ pub struct LogRow {
     /// The model name asked for; empty when it was not one the gateway serves.
     pub model: String,
     /// The door (`chat`, `responses`, `messages`).
-    pub door: String,
+    pub door: Cow<'static, str>,
     /// The deployment that answered.
     pub deployment: Option<String>,
     /// HTTP status sent.
@@ -60,28 +62,29 @@ pub struct LogRow {
 }
 
 impl LogRow {
-    /// The row for a finished request.
-    pub fn from_record(r: &RequestRecord) -> Self {
+    /// The row for a finished request (its strings moved, not copied: rows are made on the
+    /// request path).
+    pub fn from_record(r: RequestRecord) -> Self {
         Self {
             id: if r.request_id.is_empty() {
                 uuid::Uuid::new_v4().to_string()
             } else {
-                r.request_id.clone()
+                r.request_id
             },
             time_ms: (r.time * 1000.0) as i64,
-            key_hash: r.hashed_key.clone().unwrap_or_default(),
-            key_alias: r.key_alias.clone(),
-            model: r.requested_model.clone().unwrap_or_default(),
-            door: r.door.to_string(),
-            deployment: r.deployment_id.clone(),
+            key_hash: r.hashed_key.unwrap_or_default(),
+            key_alias: r.key_alias,
+            model: r.requested_model.unwrap_or_default(),
+            door: Cow::Borrowed(r.door),
+            deployment: r.deployment_id,
             status: i64::from(r.status),
             latency_ms: r.latency * 1000.0,
             ttft_ms: r.time_to_first_token.map(|t| t * 1000.0),
             input_tokens: r.input_tokens as i64,
             output_tokens: r.output_tokens as i64,
             cost: r.cost,
-            session: r.session.clone(),
-            error_class: r.error_class.clone(),
+            session: r.session,
+            error_class: r.error_class,
         }
     }
 }
@@ -104,7 +107,7 @@ impl Default for RequestLogBuffer {
 }
 
 impl RecordSink for RequestLogBuffer {
-    fn record(&self, rec: &RequestRecord) {
+    fn record(&self, rec: RequestRecord) {
         self.push(LogRow::from_record(rec));
     }
 }
@@ -151,24 +154,32 @@ impl RequestLogBuffer {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Writes the buffer, batch by batch, oldest first. A batch leaves the buffer once
-    /// committed; on an error the rest stays for the next try.
+    /// Writes the buffer, batch by batch, oldest first. A batch is taken out of the buffer
+    /// while it is written and put back in front on an error, for the next try (rows
+    /// dropped meanwhile for room were newer ones: the buffer's bound still holds).
     pub async fn flush(&self, store: &Store) -> Result<usize, sqlx::Error> {
         let _one = self.writer.lock().await;
         let mut total = 0;
         loop {
-            let batch: Vec<LogRow> = self.pending().iter().take(BATCH).cloned().collect();
+            let batch: Vec<LogRow> = {
+                let mut p = self.pending();
+                let n = p.len().min(BATCH);
+                p.drain(..n).collect()
+            };
             if batch.is_empty() {
                 return Ok(total);
             }
-            store.write_requests(&batch).await?;
-            // Rows dropped while writing were the oldest, possibly some of this batch: what
-            // is left of the batch is still at the front.
-            let ids: std::collections::HashSet<&str> =
-                batch.iter().map(|r| r.id.as_str()).collect();
-            let mut p = self.pending();
-            while p.front().is_some_and(|r| ids.contains(r.id.as_str())) {
-                p.pop_front();
+            if let Err(e) = store.write_requests(&batch).await {
+                let mut p = self.pending();
+                let room = self.cap.saturating_sub(p.len());
+                let keep = batch.len().min(room);
+                let lost = batch.len() - keep;
+                // Over the bound, the batch's oldest rows are the ones that go.
+                for row in batch.into_iter().skip(lost).rev() {
+                    p.push_front(row);
+                }
+                self.dropped.fetch_add(lost as u64, Ordering::Relaxed);
+                return Err(e);
             }
             total += batch.len();
         }
@@ -196,6 +207,34 @@ pub struct Rollup {
     pub output_tokens: i64,
 }
 
+/// Rows per INSERT statement (15 parameters each: far under SQLite's and PostgreSQL's
+/// limits).
+pub const ROWS_PER_INSERT: usize = 25;
+
+/// The INSERT of `n` rows, returning the (time, id) of each row actually inserted (a row
+/// already there is skipped, so a batch written twice counts once). SQLite gets anonymous
+/// `?` placeholders: the driver asks SQLite for each numbered parameter's name, a lookup
+/// that walks the statement's list of names, so `$1..$375` cost a quarter of the writer's
+/// time (a profile in docs/benchmarks.md). PostgreSQL only knows `$N`.
+fn insert_sql(n: usize, sqlite: bool) -> String {
+    use std::fmt::Write;
+    let mut sql = format!("INSERT INTO request_log ({ROW_COLUMNS}) VALUES ");
+    for r in 0..n {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 1..=15 {
+            let sep = if c == 1 { "" } else { ", " };
+            if sqlite {
+                let _ = write!(sql, "{sep}?");
+            } else {
+                let _ = write!(sql, "{sep}${}", r * 15 + c);
+            }
+        }
+        sql.push(')');
+    }
+    sql.push_str(" ON CONFLICT (time_ms, id) DO NOTHING RETURNING time_ms, id");
+    sql
+}
+
 pub(super) const ROW_COLUMNS: &str = "id, time_ms, key_hash, key_alias, model, door, deployment, status, latency_ms, \
     ttft_ms, input_tokens, output_tokens, cost, session, error_class";
 
@@ -207,53 +246,64 @@ impl Store {
             return Ok(());
         }
         bounded(WRITE_TIMEOUT, async {
-            // One prepared statement, run once per row in one transaction: the driver keeps
-            // it prepared across batches (a multi-row VALUES list would be a new statement
-            // of up to 7,500 parameters for every batch size).
-            let sql = format!(
-                "INSERT INTO request_log ({ROW_COLUMNS}) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-                 ON CONFLICT (id) DO NOTHING"
-            );
+            // Rows go in [`ROWS_PER_INSERT`] at a time: one statement per row cost as much
+            // in the driver as in the database (a benchmark row in docs/benchmarks.md). Full
+            // chunks reuse one statement; `RETURNING` names the rows actually inserted.
+            let full = insert_sql(ROWS_PER_INSERT, self.sqlite);
             let mut tx = self.pool.begin().await?;
             let mut sums: BTreeMap<(i64, &str, &str), Rollup> = BTreeMap::new();
-            for r in rows {
-                let inserted = sqlx::query(&sql)
-                    .bind(&r.id)
-                    .bind(r.time_ms)
-                    .bind(&r.key_hash)
-                    .bind(&r.key_alias)
-                    .bind(&r.model)
-                    .bind(&r.door)
-                    .bind(&r.deployment)
-                    .bind(r.status)
-                    .bind(r.latency_ms)
-                    .bind(r.ttft_ms)
-                    .bind(r.input_tokens)
-                    .bind(r.output_tokens)
-                    .bind(r.cost)
-                    .bind(&r.session)
-                    .bind(&r.error_class)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if inserted == 0 {
-                    continue;
+            for chunk in rows.chunks(ROWS_PER_INSERT) {
+                let partial;
+                let sql = if chunk.len() == ROWS_PER_INSERT {
+                    &full
+                } else {
+                    partial = insert_sql(chunk.len(), self.sqlite);
+                    &partial
+                };
+                let mut q = sqlx::query(sql);
+                for r in chunk {
+                    q = q
+                        .bind(&r.id)
+                        .bind(r.time_ms)
+                        .bind(&r.key_hash)
+                        .bind(&r.key_alias)
+                        .bind(&r.model)
+                        .bind(r.door.as_ref())
+                        .bind(&r.deployment)
+                        .bind(r.status)
+                        .bind(r.latency_ms)
+                        .bind(r.ttft_ms)
+                        .bind(r.input_tokens)
+                        .bind(r.output_tokens)
+                        .bind(r.cost)
+                        .bind(&r.session)
+                        .bind(&r.error_class);
                 }
-                let hour = r.time_ms - r.time_ms.rem_euclid(HOUR_MS);
-                let s = sums
-                    .entry((hour, r.key_hash.as_str(), r.model.as_str()))
-                    .or_insert_with(|| Rollup {
-                        hour,
-                        key_hash: r.key_hash.clone(),
-                        model: r.model.clone(),
-                        ..Rollup::default()
-                    });
-                s.requests += 1;
-                s.errors += i64::from(r.status >= 400);
-                s.spend += r.cost;
-                s.input_tokens += r.input_tokens;
-                s.output_tokens += r.output_tokens;
+                let inserted: HashSet<(i64, String)> = q
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                    .collect::<Result<_, sqlx::Error>>()?;
+                for r in chunk {
+                    if !inserted.contains(&(r.time_ms, r.id.clone())) {
+                        continue;
+                    }
+                    let hour = r.time_ms - r.time_ms.rem_euclid(HOUR_MS);
+                    let s = sums
+                        .entry((hour, r.key_hash.as_str(), r.model.as_str()))
+                        .or_insert_with(|| Rollup {
+                            hour,
+                            key_hash: r.key_hash.clone(),
+                            model: r.model.clone(),
+                            ..Rollup::default()
+                        });
+                    s.requests += 1;
+                    s.errors += i64::from(r.status >= 400);
+                    s.spend += r.cost;
+                    s.input_tokens += r.input_tokens;
+                    s.output_tokens += r.output_tokens;
+                }
             }
             for s in sums.values() {
                 sqlx::query(

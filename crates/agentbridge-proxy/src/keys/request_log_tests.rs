@@ -65,7 +65,7 @@ fn the_where_clause_has_only_the_filters_in_use() {
     );
     assert_eq!(
         (sql.as_str(), params),
-        ("WHERE status = $1", vec![Param::Int(429)])
+        ("WHERE status = $1 AND status >= 400", vec![Param::Int(429)])
     );
 }
 
@@ -75,8 +75,13 @@ async fn rows_written_twice_count_once_in_the_rollups() {
     let batch: Vec<LogRow> = (0..70)
         .map(|i| row(i, "k", "m", if i % 10 == 0 { 500 } else { 200 }))
         .collect();
+    // Statements of several rows: the second write's second statement holds 15 rows
+    // already written and 10 new ones.
+    s.write_requests(&batch[..40]).await.unwrap();
     s.write_requests(&batch).await.unwrap();
     s.write_requests(&batch[60..]).await.unwrap();
+    let all = s.requests(&Filter::default(), None, 1000).await.unwrap();
+    assert_eq!(all.len(), 70);
     let r = s.rollups(0, Grouping::All).await.unwrap();
     // 70 minutes from 10:00: 60 in hour 10, 10 in hour 11.
     assert_eq!(r.len(), 2);
@@ -90,6 +95,44 @@ async fn rows_written_twice_count_once_in_the_rollups() {
     );
     assert_eq!(r[0].spend + r[1].spend, 35.0);
     assert_eq!(r[0].input_tokens + r[1].output_tokens, 180 + 40);
+    let _ = std::fs::remove_file(path);
+}
+
+#[tokio::test]
+async fn each_filter_reads_an_index_in_page_order() {
+    let (s, path) = store().await;
+    let plan = |f: Filter| {
+        let pool = s.pool.clone();
+        async move {
+            let (clause, _) = where_clause(&f, Some((5, "x")));
+            let sql = format!(
+                "EXPLAIN QUERY PLAN SELECT {ROW_COLUMNS} FROM request_log {clause} ORDER BY time_ms DESC, id DESC LIMIT 50"
+            );
+            // The placeholders stay unbound (NULL): the plan does not depend on them.
+            let rows = sqlx::query(&sql).fetch_all(&pool).await.unwrap();
+            rows.iter()
+                .map(|r| r.try_get::<String, _>("detail").unwrap())
+                .collect::<Vec<_>>()
+                .join("; ")
+        }
+    };
+    let by = |k: &str, m: &str, st: &str| Filter {
+        key_hash: k.into(),
+        model: m.into(),
+        status: st.into(),
+    };
+    for (f, index) in [
+        (by("", "", ""), "sqlite_autoindex_request_log_1"),
+        (by("", "", "ok"), "sqlite_autoindex_request_log_1"),
+        (by("k", "", ""), "request_log_key"),
+        (by("", "m", ""), "request_log_model"),
+        (by("", "", "error"), "request_log_errors"),
+        (by("", "", "503"), "request_log_errors"),
+    ] {
+        let p = plan(f.clone()).await;
+        assert!(p.contains(index), "{f:?}: {p}");
+        assert!(!p.contains("TEMP B-TREE"), "{f:?} sorts: {p}");
+    }
     let _ = std::fs::remove_file(path);
 }
 
@@ -280,4 +323,42 @@ async fn ui_sessions_expire_and_end() {
     s.delete_session("h1").await.unwrap();
     assert_eq!(s.session("h1", 100).await.unwrap(), None, "signed out");
     let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn inserts_number_postgresql_placeholders_and_leave_sqlites_anonymous() {
+    let pg = insert_sql(2, false);
+    assert!(pg.contains("($1, $2, "), "{pg}");
+    assert!(pg.contains("$29, $30)"), "{pg}");
+    let lite = insert_sql(2, true);
+    assert_eq!(lite.matches('?').count(), 30, "{lite}");
+    assert!(!lite.contains('$'), "{lite}");
+}
+
+#[tokio::test]
+async fn a_batch_that_fails_goes_back_in_front_of_newer_rows_within_the_bound() {
+    let (down, down_path) = store().await;
+    down.pool.close().await;
+    let b = RequestLogBuffer::bounded(BATCH + 5);
+    for i in 0..(BATCH as i64 + 2) {
+        b.push(row(i, "k", "m", 200));
+    }
+    assert!(b.flush(&down).await.is_err());
+    assert_eq!((b.len(), b.dropped()), (BATCH + 2, 0), "nothing lost");
+    // Newer rows queue behind it; over the bound, the oldest go.
+    for i in (BATCH as i64 + 2)..(BATCH as i64 + 9) {
+        b.push(row(i, "k", "m", 200));
+    }
+    assert_eq!((b.len(), b.dropped()), (BATCH + 5, 4));
+    let (up, up_path) = store().await;
+    assert_eq!(b.flush(&up).await.unwrap(), BATCH + 5);
+    let all = up.requests(&Filter::default(), None, 1000).await.unwrap();
+    let ids: Vec<i64> = all
+        .iter()
+        .rev()
+        .map(|r| r.id[4..].parse().unwrap())
+        .collect();
+    assert_eq!(ids, (4..(BATCH as i64 + 9)).collect::<Vec<_>>());
+    let _ = std::fs::remove_file(down_path);
+    let _ = std::fs::remove_file(up_path);
 }

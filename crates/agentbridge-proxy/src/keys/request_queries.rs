@@ -39,7 +39,7 @@ fn log_row(r: &AnyRow) -> Result<LogRow, sqlx::Error> {
         key_hash: r.try_get("key_hash")?,
         key_alias: r.try_get("key_alias")?,
         model: r.try_get("model")?,
-        door: r.try_get("door")?,
+        door: std::borrow::Cow::Owned(r.try_get("door")?),
         deployment: r.try_get("deployment")?,
         status: r.try_get("status")?,
         latency_ms: r.try_get("latency_ms")?,
@@ -81,6 +81,10 @@ pub fn where_clause(f: &Filter, before: Option<(i64, &str)>) -> (String, Vec<Par
         s => {
             let code = s.parse::<i64>().unwrap_or(-1);
             conds.push(format!("status = {}", next(Param::Int(code), &mut params)));
+            if code >= 400 {
+                // Implied, but the planner only uses the errors-only index when it is said.
+                conds.push("status >= 400".into());
+            }
         }
     }
     if let Some((t, id)) = before {

@@ -51,6 +51,9 @@ pub struct SpendLog {
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(super) pool: AnyPool,
+    /// Whether the database is SQLite (else PostgreSQL): the few statements built at run
+    /// time write their placeholders in each one's cheapest form.
+    pub(super) sqlite: bool,
 }
 
 const COLUMNS: &str = "key_hash, key_alias, key_prefix, models, max_budget, budget_duration, budget_reset_at, \
@@ -111,9 +114,26 @@ impl Store {
         } else {
             url.to_string()
         };
-        let max = if url.starts_with("sqlite:") { 1 } else { 8 };
+        let sqlite = url.starts_with("sqlite:");
+        let max = if sqlite { 1 } else { 8 };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // Write-ahead log, synced at checkpoints rather than at every
+                        // commit: the request log commits a few times a second, and on this
+                        // kind of VM each fsync of a rollback journal cost more CPU than the
+                        // rows it made durable (docs/benchmarks.md). A commit survives the
+                        // gateway crashing; only a power loss or an OS crash can undo the
+                        // last ones (SQLite's documented trade for `synchronous = NORMAL`).
+                        use sqlx::Executor;
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
             .acquire_timeout(DB_TIMEOUT)
             .connect(&url)
             .await?;
@@ -123,7 +143,7 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
-        Ok(Self { pool })
+        Ok(Self { pool, sqlite })
     }
 
     /// Inserts a new key.

@@ -87,10 +87,11 @@ pub struct RequestRecord {
 }
 
 /// Takes finished records besides metrics and the access log: the key store's request log,
-/// which the admin UI reads. Called on the request path: must not block.
+/// which the admin UI reads. Called on the request path: must not block. It gets the record
+/// itself, after the other observers, so it keeps the record's strings without copying them.
 pub trait RecordSink: std::fmt::Debug + Send + Sync {
     /// Takes one finished request's record.
-    fn record(&self, rec: &RequestRecord);
+    fn record(&self, rec: RequestRecord);
 }
 
 /// The observers of a gateway.
@@ -347,7 +348,7 @@ impl Tracker {
         }
         access_log::write(&rec);
         if let Some(sink) = &obs.sink {
-            sink.record(&rec);
+            sink.record(rec);
         }
     }
 }

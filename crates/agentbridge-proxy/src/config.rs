@@ -66,6 +66,10 @@ pub struct ServerSettings {
     pub metrics: bool,
     /// One JSON object per log line (as LiteLLM's `json_logs: true`).
     pub json_logs: bool,
+    /// Keep the request log (the admin UI's request list and charts) when there is a key
+    /// store (default true; LiteLLM's `general_settings.disable_spend_logs: true` turns it
+    /// off too). Spend, budgets and limits do not depend on it.
+    pub request_log: bool,
     /// Days the request log (the admin UI's list and charts) keeps a request (default 30).
     pub request_log_retention_days: f64,
     /// Hours an admin UI sign-in lasts (default 8).
@@ -97,6 +101,7 @@ impl Default for ServerSettings {
             session_failover: false,
             metrics: false,
             json_logs: false,
+            request_log: true,
             request_log_retention_days: 30.0,
             ui_session_hours: 8.0,
         }
@@ -309,6 +314,7 @@ pub fn parse(
     let mut master_key = None;
     let mut database_url = env("DATABASE_URL").map(SecretString::from);
     let mut redis_url = env("REDIS_URL").map(SecretString::from);
+    let mut disable_spend_logs = false;
     match root.get("general_settings") {
         None | Some(Value::Null) => {}
         Some(Value::Object(g)) => {
@@ -350,6 +356,10 @@ pub fn parse(
                             ("require_auth_for_metrics_endpoint", _) => problems.push(
                                 "general_settings.require_auth_for_metrics_endpoint: expected true or false".into(),
                             ),
+                            ("disable_spend_logs", Value::Bool(b)) => disable_spend_logs = *b,
+                            ("disable_spend_logs", _) => problems.push(
+                                "general_settings.disable_spend_logs: expected true or false".into(),
+                            ),
                             (other, _) => warnings.push(format!(
                                 "general_settings.{other}: not used by agentbridge, ignored"
                             )),
@@ -361,7 +371,7 @@ pub fn parse(
         Some(_) => problems.push("general_settings: expected a mapping".into()),
     }
 
-    let server = match root.get("agentbridge") {
+    let mut server = match root.get("agentbridge") {
         None | Some(Value::Null) => ServerSettings::default(),
         Some(v) => match serde_path_to_error::deserialize::<_, ServerSettings>(v.clone()) {
             Ok(s) => s,
@@ -372,6 +382,7 @@ pub fn parse(
         },
     };
 
+    server.request_log &= !disable_spend_logs;
     for (name, v) in [
         (
             "request_log_retention_days",

@@ -220,3 +220,27 @@ fn the_request_log_keeps_30_days_and_ui_sessions_last_8_hours_unless_set() {
         "{e}"
     );
 }
+
+#[test]
+fn the_request_log_is_off_by_litellms_disable_spend_logs_or_our_own_setting() {
+    assert!(
+        parse(DOCS_CONFIG, &env, LoadOptions::default())
+            .unwrap()
+            .server
+            .request_log
+    );
+    for (text, on) in [
+        ("general_settings:\n  disable_spend_logs: true\n", false),
+        ("general_settings:\n  disable_spend_logs: false\n", true),
+        ("agentbridge:\n  request_log: false\n", false),
+    ] {
+        let c = parse(&format!("{DOCS_CONFIG}{text}"), &env, LoadOptions::default()).unwrap();
+        assert_eq!(c.server.request_log, on, "{text}");
+    }
+    let bad = format!("{DOCS_CONFIG}general_settings:\n  disable_spend_logs: yes please\n");
+    let e = parse(&bad, &env, LoadOptions::default()).unwrap_err();
+    assert!(
+        e.problems[0].starts_with("general_settings.disable_spend_logs"),
+        "{e}"
+    );
+}

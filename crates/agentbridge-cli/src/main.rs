@@ -174,7 +174,10 @@ fn main() -> ExitCode {
 }
 
 /// mimalloc: per-thread heaps, no arena lock contention under load (glibc malloc's locks
-/// were ~8% of the gateway's CPU at 64 concurrent requests).
+/// were ~8% of the gateway's CPU at 64 concurrent requests). Built with `no_thp`: where the
+/// kernel grants transparent huge pages on request (`madvise`), mimalloc asked for them on
+/// its arenas and each touched arena became 2 MiB of resident memory (peak RSS under load
+/// 56 MB with it, 35 MB without, at the same CPU per request; docs/benchmarks.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -31,13 +31,71 @@ pub struct EventWriter {
     open: Option<usize>,
 }
 
+/// The events, serialised from borrowed fields (no `serde_json::Value` tree per event).
 #[derive(Serialize)]
-struct TextDelta<'a> {
+struct MessageStart<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    message: types::Message<'a>,
+}
+
+#[derive(Serialize)]
+struct BlockStart<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     index: usize,
-    delta: TextDeltaBody<'a>,
+    content_block: &'a Block,
 }
+
+#[derive(Serialize)]
+struct BlockStop {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    index: usize,
+}
+
+#[derive(Serialize)]
+struct Delta<D> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    index: usize,
+    delta: D,
+}
+
+#[derive(Serialize)]
+struct CitationDelta<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    citation: &'a Citation,
+}
+
+#[derive(Serialize)]
+struct InputJsonDelta<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    partial_json: &'a str,
+}
+
+#[derive(Serialize)]
+struct MessageDelta<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    delta: StopDelta,
+    usage: Usage,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage_reported: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace: Option<&'a [Value]>,
+}
+
+#[derive(Serialize)]
+struct StopDelta {
+    stop_reason: &'static str,
+    stop_sequence: Option<&'static str>,
+}
+
+/// `message_stop`, which never changes.
+const MESSAGE_STOP: &[u8] = b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
 
 #[derive(Serialize)]
 struct TextDeltaBody<'a> {
@@ -83,7 +141,10 @@ impl EventWriter {
         write_event(
             out,
             Some("message_start"),
-            &json!({"type": "message_start", "message": message}),
+            &MessageStart {
+                kind: "message_start",
+                message,
+            },
         );
     }
 
@@ -93,7 +154,11 @@ impl EventWriter {
         write_event(
             out,
             Some("content_block_start"),
-            &json!({"type": "content_block_start", "index": index, "content_block": block}),
+            &BlockStart {
+                kind: "content_block_start",
+                index,
+                content_block: block,
+            },
         );
         index
     }
@@ -102,7 +167,10 @@ impl EventWriter {
         write_event(
             out,
             Some("content_block_stop"),
-            &json!({"type": "content_block_stop", "index": index}),
+            &BlockStop {
+                kind: "content_block_stop",
+                index,
+            },
         );
     }
 
@@ -133,7 +201,7 @@ impl SseEncoder for EventWriter {
         match piece {
             Piece::Text(t) => {
                 let index = self.text_block(out);
-                let delta = TextDelta {
+                let delta = Delta {
                     kind: "content_block_delta",
                     index,
                     delta: TextDeltaBody {
@@ -147,12 +215,15 @@ impl SseEncoder for EventWriter {
                 let index = self.text_block(out);
                 for a in annotations {
                     let citation = Citation::new(a, String::new());
-                    write_event(
-                        out,
-                        Some("content_block_delta"),
-                        &json!({"type": "content_block_delta", "index": index,
-                                "delta": {"type": "citations_delta", "citation": citation}}),
-                    );
+                    let delta = Delta {
+                        kind: "content_block_delta",
+                        index,
+                        delta: CitationDelta {
+                            kind: "citations_delta",
+                            citation: &citation,
+                        },
+                    };
+                    write_event(out, Some("content_block_delta"), &delta);
                 }
             }
             Piece::ToolCalls(calls) => {
@@ -168,12 +239,15 @@ impl SseEncoder for EventWriter {
                         input: json!({}),
                     };
                     let index = self.open_block(out, &start);
-                    write_event(
-                        out,
-                        Some("content_block_delta"),
-                        &json!({"type": "content_block_delta", "index": index,
-                                "delta": {"type": "input_json_delta", "partial_json": arguments}}),
-                    );
+                    let delta = Delta {
+                        kind: "content_block_delta",
+                        index,
+                        delta: InputJsonDelta {
+                            kind: "input_json_delta",
+                            partial_json: &arguments,
+                        },
+                    };
+                    write_event(out, Some("content_block_delta"), &delta);
                     Self::stop_block(out, index);
                 }
             }
@@ -186,19 +260,19 @@ impl SseEncoder for EventWriter {
             }
             Piece::End(ending) => {
                 self.close_text(out);
-                let mut delta = json!({
-                    "type": "message_delta",
-                    "delta": {"stop_reason": types::stop_reason(ending.finish), "stop_sequence": null},
-                    "usage": Usage::of(&ending),
-                });
-                if !ending.usage_reported {
-                    delta["usage_reported"] = json!(false);
-                }
-                if self.include_trace {
-                    delta["trace"] = Value::Array(std::mem::take(&mut self.traces));
-                }
+                let traces = self.include_trace.then(|| std::mem::take(&mut self.traces));
+                let delta = MessageDelta {
+                    kind: "message_delta",
+                    delta: StopDelta {
+                        stop_reason: types::stop_reason(ending.finish),
+                        stop_sequence: None,
+                    },
+                    usage: Usage::of(&ending),
+                    usage_reported: (!ending.usage_reported).then_some(false),
+                    trace: traces.as_deref(),
+                };
                 write_event(out, Some("message_delta"), &delta);
-                write_event(out, Some("message_stop"), &json!({"type": "message_stop"}));
+                out.extend_from_slice(MESSAGE_STOP);
             }
         }
     }

@@ -234,7 +234,12 @@ fn the_request_log_is_off_by_litellms_disable_spend_logs_or_our_own_setting() {
         ("general_settings:\n  disable_spend_logs: false\n", true),
         ("agentbridge:\n  request_log: false\n", false),
     ] {
-        let c = parse(&format!("{DOCS_CONFIG}{text}"), &env, LoadOptions::default()).unwrap();
+        let c = parse(
+            &format!("{DOCS_CONFIG}{text}"),
+            &env,
+            LoadOptions::default(),
+        )
+        .unwrap();
         assert_eq!(c.server.request_log, on, "{text}");
     }
     let bad = format!("{DOCS_CONFIG}general_settings:\n  disable_spend_logs: yes please\n");

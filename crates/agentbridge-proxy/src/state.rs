@@ -84,12 +84,11 @@ impl Gateway {
         };
         Ok(Self {
             observe: Arc::new(
-                crate::observe::Observe::new(config.observe.clone())
-                    .with_sink(
-                        keys.as_ref()
-                            .filter(|_| config.server.request_log)
-                            .map(|k| k.request_sink()),
-                    ),
+                crate::observe::Observe::new(config.observe.clone()).with_sink(
+                    keys.as_ref()
+                        .filter(|_| config.server.request_log)
+                        .map(|k| k.request_sink()),
+                ),
             ),
             keys,
             connect_timeout: connect,

@@ -5,7 +5,8 @@
 //! bounded buffer ([`RequestLogBuffer`]) and the key service's background task writes it in
 //! batches of [`BATCH`] ([`Store::write_requests`]), adding each row to its hour's rollup
 //! (`request_rollup`, per hour, key and model) in the same transaction. The write is
-//! idempotent (keyed by arrival time and request id), and only rows actually inserted count in the rollups.
+//! idempotent (keyed by arrival time and request id), and only rows actually inserted count
+//! in the rollups.
 //! Unlike spend, nothing is refused when the buffer is full: the oldest rows are dropped and
 //! counted (the log is for looking at, not for billing). Rows older than the retention
 //! (`agentbridge.request_log_retention_days`) are pruned by the same task. Reading it:
@@ -249,13 +250,16 @@ impl Store {
             // Rows go in [`ROWS_PER_INSERT`] at a time: one statement per row cost as much
             // in the driver as in the database (a benchmark row in docs/benchmarks.md). Full
             // chunks reuse one statement; `RETURNING` names the rows actually inserted.
-            let full = insert_sql(ROWS_PER_INSERT, self.sqlite);
+            static FULL: [std::sync::OnceLock<String>; 2] =
+                [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+            let full = FULL[usize::from(self.sqlite)]
+                .get_or_init(|| insert_sql(ROWS_PER_INSERT, self.sqlite));
             let mut tx = self.pool.begin().await?;
             let mut sums: BTreeMap<(i64, &str, &str), Rollup> = BTreeMap::new();
             for chunk in rows.chunks(ROWS_PER_INSERT) {
                 let partial;
                 let sql = if chunk.len() == ROWS_PER_INSERT {
-                    &full
+                    full
                 } else {
                     partial = insert_sql(chunk.len(), self.sqlite);
                     &partial
@@ -285,8 +289,10 @@ impl Store {
                     .iter()
                     .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
                     .collect::<Result<_, sqlx::Error>>()?;
+                // Usually every row is new; only a retried batch needs the lookup.
+                let all = inserted.len() == chunk.len();
                 for r in chunk {
-                    if !inserted.contains(&(r.time_ms, r.id.clone())) {
+                    if !all && !inserted.contains(&(r.time_ms, r.id.clone())) {
                         continue;
                     }
                     let hour = r.time_ms - r.time_ms.rem_euclid(HOUR_MS);

@@ -6,18 +6,23 @@
 //! carry the value LiteLLM writes when they are unset: `None`. Every label value comes from
 //! the config (model names, deployments), the key store (hashed keys, aliases) or a fixed set
 //! (statuses, error classes): no session, request id or client-chosen string, so the number
-//! of series stays bounded. Recording a request takes read locks only (one per family, after
-//! its label set's first use).
+//! of series stays bounded. Recording a request seen before (same label values) takes no
+//! lock but the histograms' own: each worker thread caches the handles of its label sets.
 
 use super::RequestRecord;
+use foldhash::fast::FixedState;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::hash::BuildHasher;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// LiteLLM's `LATENCY_BUCKETS` (seconds; `+Inf` is implied).
 pub const LATENCY_BUCKETS: [f64; 35] = [
@@ -166,6 +171,8 @@ fn hist<L: Clone + std::hash::Hash + Eq>() -> Hist<L> {
 /// The registry and every metric in it.
 #[derive(Debug)]
 pub struct Metrics {
+    /// This registry's identity in the per-thread handle cache.
+    id: u64,
     registry: Registry,
     /// `litellm_in_flight_requests`: requests being served now.
     pub in_flight: Gauge,
@@ -198,6 +205,7 @@ impl Metrics {
     /// Registers every metric.
     pub fn new() -> Self {
         let mut m = Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             registry: Registry::default(),
             in_flight: Gauge::default(),
             proxy_total: Family::default(),
@@ -306,160 +314,509 @@ impl Metrics {
     }
 
     /// Counts one finished request.
+    ///
+    /// The series a request updates depend only on its label values (key, models,
+    /// deployment, status, route, error class), so each worker thread keeps the handles of
+    /// the label sets it has seen ([`Series`]): a request seen before costs one hash of its
+    /// label values and atomic adds, instead of a family lookup (a read lock and a SipHash
+    /// of eight to eleven labels) and a few `Arc<String>`s per metric.
     pub fn record(&self, rec: &RequestRecord) {
-        let v = |o: &Option<String>| Arc::new(o.as_deref().unwrap_or(NONE).to_string());
-        let key = v(&rec.hashed_key);
-        let alias = v(&rec.key_alias);
-        let requested = v(&rec.requested_model);
-        let model = v(&rec.litellm_model);
-        let status = Arc::new(rec.status.to_string());
-        let ok = rec.error_class.is_none() && rec.status < 400;
-        self.proxy_total
-            .get_or_create(&ProxyRequest {
-                end_user: NONE,
-                hashed_api_key: key.clone(),
-                api_key_alias: alias.clone(),
-                requested_model: requested.clone(),
-                team: NONE,
-                team_alias: NONE,
-                user: NONE,
-                status_code: Arc::clone(&status),
-                user_email: NONE,
-                route: rec.route,
-            })
-            .inc();
-        let class = v(&rec.error_class);
-        if !ok {
-            self.proxy_failed
-                .get_or_create(&ProxyFailure {
-                    end_user: NONE,
-                    hashed_api_key: key.clone(),
-                    api_key_alias: alias.clone(),
-                    requested_model: requested.clone(),
-                    team: NONE,
-                    team_alias: NONE,
-                    user: NONE,
-                    exception_status: Arc::clone(&status),
-                    exception_class: class.clone(),
-                    route: rec.route,
-                })
-                .inc();
-        }
-        if let (Some(max), Some(spend)) = (rec.key_max_budget, rec.key_spend) {
-            let k = Key {
-                hashed_api_key: key.clone(),
-                api_key_alias: alias.clone(),
-            };
-            self.max_budget.get_or_create(&k).set(max);
-            self.remaining_budget.get_or_create(&k).set(max - spend);
-        }
-        let h = rec.key_headroom;
-        if h.requests.is_some() || h.tokens.is_some() {
-            let k = KeyForModel {
-                hashed_api_key: key.clone(),
-                api_key_alias: alias.clone(),
-                model: requested.clone(),
-            };
-            if let Some(n) = h.requests {
-                self.remaining_requests.get_or_create(&k).set(n);
+        let hash = Shape::hash(rec);
+        CACHE.with_borrow_mut(|cache| {
+            if cache.owner != self.id || cache.series.len() >= CACHE_CAP {
+                cache.owner = self.id;
+                cache.series.clear();
             }
-            if let Some(n) = h.tokens {
-                self.remaining_tokens.get_or_create(&k).set(n);
-            }
+            let series = match cache.series.entry(hash) {
+                Entry::Occupied(e) if e.get().labels.matches(rec) => e.into_mut(),
+                Entry::Occupied(mut e) => {
+                    // Two shapes with one hash: the newer one takes the slot.
+                    e.insert(Series::new(self, rec));
+                    e.into_mut()
+                }
+                Entry::Vacant(e) => e.insert(Series::new(self, rec)),
+            };
+            series.record(self, rec);
+        });
+    }
+}
+
+/// Label sets cached per worker thread before the cache starts over (a bound: the shapes a
+/// gateway sees are keys x deployments x statuses, normally far fewer).
+const CACHE_CAP: usize = 4096;
+
+/// Gives each [`Metrics`] its own cache identity (tests make several in one thread).
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+struct Cache {
+    /// The [`Metrics`] whose handles `series` holds.
+    owner: u64,
+    series: HashMap<u64, Series, FixedState>,
+}
+
+thread_local! {
+    static CACHE: RefCell<Cache> = RefCell::new(Cache {
+        owner: u64::MAX,
+        series: HashMap::with_hasher(FixedState::default()),
+    });
+}
+
+/// What decides which series a request updates.
+struct Shape;
+
+impl Shape {
+    fn hash(rec: &RequestRecord) -> u64 {
+        FixedState::default().hash_one((
+            rec.hashed_key.as_deref(),
+            rec.key_alias.as_deref(),
+            rec.requested_model.as_deref(),
+            rec.litellm_model.as_deref(),
+            rec.deployment_id.as_deref(),
+            rec.provider,
+            rec.status,
+            rec.route,
+            rec.error_class.as_deref(),
+        ))
+    }
+}
+
+/// A request shape's label values, shared by the label sets made from them.
+struct Labels {
+    key: V,
+    alias: V,
+    requested: V,
+    model: V,
+    /// `None` for a request refused before a deployment was chosen.
+    model_id: Option<V>,
+    provider: V,
+    status: V,
+    status_code: u16,
+    route: &'static str,
+    class: V,
+    has_class: bool,
+    ok: bool,
+}
+
+fn label(o: &Option<String>) -> V {
+    Arc::new(o.as_deref().unwrap_or(NONE).to_string())
+}
+
+fn same(v: &V, o: Option<&str>) -> bool {
+    v.as_str() == o.unwrap_or(NONE)
+}
+
+impl Labels {
+    fn new(rec: &RequestRecord) -> Self {
+        Self {
+            key: label(&rec.hashed_key),
+            alias: label(&rec.key_alias),
+            requested: label(&rec.requested_model),
+            model: label(&rec.litellm_model),
+            model_id: rec.deployment_id.clone().map(Arc::new),
+            provider: Arc::new(rec.provider.unwrap_or(NONE).to_string()),
+            status: Arc::new(rec.status.to_string()),
+            status_code: rec.status,
+            route: rec.route,
+            class: label(&rec.error_class),
+            has_class: rec.error_class.is_some(),
+            ok: rec.error_class.is_none() && rec.status < 400,
         }
-        // Nothing below applies to a request refused before a deployment was chosen.
-        let Some(model_id) = rec.deployment_id.clone().map(Arc::new) else {
-            return;
-        };
-        let provider = Arc::new(rec.provider.unwrap_or(NONE).to_string());
-        let km = KeyModel {
+    }
+
+    /// Whether `rec` has these label values (`None` and `"None"` are one label value, so
+    /// they are one shape too).
+    fn matches(&self, rec: &RequestRecord) -> bool {
+        self.status_code == rec.status
+            && self.route == rec.route
+            && self.has_class == rec.error_class.is_some()
+            && same(&self.key, rec.hashed_key.as_deref())
+            && same(&self.alias, rec.key_alias.as_deref())
+            && same(&self.requested, rec.requested_model.as_deref())
+            && same(&self.model, rec.litellm_model.as_deref())
+            && same(&self.provider, rec.provider)
+            && same(&self.class, rec.error_class.as_deref())
+            && match (&self.model_id, &rec.deployment_id) {
+                (Some(a), Some(b)) => a.as_str() == b,
+                (None, None) => true,
+                _ => false,
+            }
+    }
+
+    fn key(&self) -> Key {
+        Key {
+            hashed_api_key: self.key.clone(),
+            api_key_alias: self.alias.clone(),
+        }
+    }
+
+    fn key_model(&self) -> KeyModel {
+        KeyModel {
             end_user: NONE,
-            hashed_api_key: key.clone(),
-            api_key_alias: alias.clone(),
-            model: model.clone(),
+            hashed_api_key: self.key.clone(),
+            api_key_alias: self.alias.clone(),
+            model: self.model.clone(),
             team: NONE,
             team_alias: NONE,
             user: NONE,
-            requested_model: requested.clone(),
+            requested_model: self.requested.clone(),
+        }
+    }
+}
+
+/// One request shape's series: the handles (shared atomics and histograms) its label sets
+/// resolve to. A series is made in its family only when a request first updates it, as the
+/// uncached lookups did (a request with no tokens adds no token series).
+struct Series {
+    labels: Labels,
+    proxy_total: Counter,
+    proxy_failed: Option<Counter>,
+    max_budget: OnceCell<Gauge<f64, AtomicU64>>,
+    remaining_budget: OnceCell<Gauge<f64, AtomicU64>>,
+    remaining_requests: OnceCell<Gauge>,
+    remaining_tokens: OnceCell<Gauge>,
+    /// For a request that reached a deployment.
+    deployment: Option<DeploymentSeries>,
+}
+
+struct DeploymentSeries {
+    spend: OnceCell<Counter<f64, AtomicU64>>,
+    total_tokens: OnceCell<Counter>,
+    input_tokens: OnceCell<Counter>,
+    output_tokens: OnceCell<Counter>,
+    total_latency: Histogram,
+    api_latency: OnceCell<Histogram>,
+    overhead: OnceCell<Histogram>,
+    first_token: OnceCell<Histogram>,
+    total: Counter,
+    /// `litellm_deployment_success_responses` or `_failure_responses`, by the shape's status.
+    outcome: Counter,
+}
+
+impl Series {
+    fn new(m: &Metrics, rec: &RequestRecord) -> Self {
+        let l = Labels::new(rec);
+        let proxy_total = m.proxy_total.get_or_create_owned(&ProxyRequest {
+            end_user: NONE,
+            hashed_api_key: l.key.clone(),
+            api_key_alias: l.alias.clone(),
+            requested_model: l.requested.clone(),
+            team: NONE,
+            team_alias: NONE,
+            user: NONE,
+            status_code: l.status.clone(),
+            user_email: NONE,
+            route: l.route,
+        });
+        let proxy_failed = (!l.ok).then(|| {
+            m.proxy_failed.get_or_create_owned(&ProxyFailure {
+                end_user: NONE,
+                hashed_api_key: l.key.clone(),
+                api_key_alias: l.alias.clone(),
+                requested_model: l.requested.clone(),
+                team: NONE,
+                team_alias: NONE,
+                user: NONE,
+                exception_status: l.status.clone(),
+                exception_class: l.class.clone(),
+                route: l.route,
+            })
+        });
+        let deployment = l.model_id.clone().map(|model_id| {
+            let d = Deployment {
+                requested_model: l.requested.clone(),
+                litellm_model_name: l.model.clone(),
+                model_id,
+                api_base: NONE,
+                api_provider: l.provider.clone(),
+                hashed_api_key: l.key.clone(),
+                api_key_alias: l.alias.clone(),
+                team: NONE,
+                team_alias: NONE,
+            };
+            let total = m.deployment_total.get_or_create_owned(&d);
+            let outcome = if l.ok {
+                m.deployment_success.get_or_create_owned(&d)
+            } else {
+                m.deployment_failure
+                    .get_or_create_owned(&DeploymentFailure {
+                        requested_model: d.requested_model,
+                        litellm_model_name: d.litellm_model_name,
+                        model_id: d.model_id,
+                        api_base: NONE,
+                        api_provider: d.api_provider,
+                        exception_status: l.status.clone(),
+                        exception_class: l.class.clone(),
+                        hashed_api_key: d.hashed_api_key,
+                        api_key_alias: d.api_key_alias,
+                        team: NONE,
+                        team_alias: NONE,
+                    })
+            };
+            DeploymentSeries {
+                spend: OnceCell::new(),
+                total_tokens: OnceCell::new(),
+                input_tokens: OnceCell::new(),
+                output_tokens: OnceCell::new(),
+                total_latency: m.total_latency.get_or_create_owned(&l.key_model()),
+                api_latency: OnceCell::new(),
+                overhead: OnceCell::new(),
+                first_token: OnceCell::new(),
+                total,
+                outcome,
+            }
+        });
+        Self {
+            labels: l,
+            proxy_total,
+            proxy_failed,
+            max_budget: OnceCell::new(),
+            remaining_budget: OnceCell::new(),
+            remaining_requests: OnceCell::new(),
+            remaining_tokens: OnceCell::new(),
+            deployment,
+        }
+    }
+
+    fn record(&self, m: &Metrics, rec: &RequestRecord) {
+        let l = &self.labels;
+        self.proxy_total.inc();
+        if let Some(c) = &self.proxy_failed {
+            c.inc();
+        }
+        if let (Some(max), Some(spend)) = (rec.key_max_budget, rec.key_spend) {
+            self.max_budget
+                .get_or_init(|| m.max_budget.get_or_create_owned(&l.key()))
+                .set(max);
+            self.remaining_budget
+                .get_or_init(|| m.remaining_budget.get_or_create_owned(&l.key()))
+                .set(max - spend);
+        }
+        let h = rec.key_headroom;
+        let key_for_model = || KeyForModel {
+            hashed_api_key: l.key.clone(),
+            api_key_alias: l.alias.clone(),
+            model: l.requested.clone(),
+        };
+        if let Some(n) = h.requests {
+            self.remaining_requests
+                .get_or_init(|| m.remaining_requests.get_or_create_owned(&key_for_model()))
+                .set(n);
+        }
+        if let Some(n) = h.tokens {
+            self.remaining_tokens
+                .get_or_init(|| m.remaining_tokens.get_or_create_owned(&key_for_model()))
+                .set(n);
+        }
+        // Nothing below applies to a request refused before a deployment was chosen.
+        let Some(d) = &self.deployment else {
+            return;
         };
         if rec.cost > 0.0 {
-            self.spend
-                .get_or_create(&Spend {
-                    end_user: NONE,
-                    hashed_api_key: key.clone(),
-                    api_key_alias: alias.clone(),
-                    model: model.clone(),
-                    team: NONE,
-                    team_alias: NONE,
-                    user: NONE,
+            d.spend
+                .get_or_init(|| {
+                    m.spend.get_or_create_owned(&Spend {
+                        end_user: NONE,
+                        hashed_api_key: l.key.clone(),
+                        api_key_alias: l.alias.clone(),
+                        model: l.model.clone(),
+                        team: NONE,
+                        team_alias: NONE,
+                        user: NONE,
+                    })
                 })
                 .inc_by(rec.cost);
         }
         let tokens = rec.input_tokens + rec.output_tokens;
         if tokens > 0 {
-            self.total_tokens.get_or_create(&km).inc_by(tokens);
-            self.input_tokens
-                .get_or_create(&km)
+            d.total_tokens
+                .get_or_init(|| m.total_tokens.get_or_create_owned(&l.key_model()))
+                .inc_by(tokens);
+            d.input_tokens
+                .get_or_init(|| m.input_tokens.get_or_create_owned(&l.key_model()))
                 .inc_by(rec.input_tokens);
-            self.output_tokens
-                .get_or_create(&km)
+            d.output_tokens
+                .get_or_init(|| m.output_tokens.get_or_create_owned(&l.key_model()))
                 .inc_by(rec.output_tokens);
         }
-        self.total_latency.get_or_create(&km).observe(rec.latency);
+        d.total_latency.observe(rec.latency);
         if let Some(api) = rec.api_latency {
-            self.api_latency.get_or_create(&km).observe(api);
-            self.overhead
-                .get_or_create(&Overhead {
-                    model_group: requested.clone(),
-                    api_provider: provider.clone(),
-                    api_base: NONE,
-                    litellm_model_name: model.clone(),
-                    hashed_api_key: key.clone(),
-                    api_key_alias: alias.clone(),
+            d.api_latency
+                .get_or_init(|| m.api_latency.get_or_create_owned(&l.key_model()))
+                .observe(api);
+            d.overhead
+                .get_or_init(|| {
+                    m.overhead.get_or_create_owned(&Overhead {
+                        model_group: l.requested.clone(),
+                        api_provider: l.provider.clone(),
+                        api_base: NONE,
+                        litellm_model_name: l.model.clone(),
+                        hashed_api_key: l.key.clone(),
+                        api_key_alias: l.alias.clone(),
+                    })
                 })
                 .observe((rec.latency - api).max(0.0));
         }
         if let Some(t) = rec.time_to_first_token {
-            self.first_token
-                .get_or_create(&FirstToken {
-                    model: model.clone(),
-                    hashed_api_key: key.clone(),
-                    api_key_alias: alias.clone(),
-                    team: NONE,
-                    team_alias: NONE,
+            d.first_token
+                .get_or_init(|| {
+                    m.first_token.get_or_create_owned(&FirstToken {
+                        model: l.model.clone(),
+                        hashed_api_key: l.key.clone(),
+                        api_key_alias: l.alias.clone(),
+                        team: NONE,
+                        team_alias: NONE,
+                    })
                 })
                 .observe(t);
         }
-        let d = Deployment {
-            requested_model: requested,
-            litellm_model_name: model,
-            model_id,
-            api_base: NONE,
-            api_provider: provider,
-            hashed_api_key: key,
-            api_key_alias: alias,
-            team: NONE,
-            team_alias: NONE,
-        };
-        self.deployment_total.get_or_create(&d).inc();
-        if ok {
-            self.deployment_success.get_or_create(&d).inc();
-        } else {
-            self.deployment_failure
-                .get_or_create(&DeploymentFailure {
-                    requested_model: d.requested_model,
-                    litellm_model_name: d.litellm_model_name,
-                    model_id: d.model_id,
-                    api_base: NONE,
-                    api_provider: d.api_provider,
-                    exception_status: Arc::clone(&status),
-                    exception_class: class,
-                    hashed_api_key: d.hashed_api_key,
-                    api_key_alias: d.api_key_alias,
-                    team: NONE,
-                    team_alias: NONE,
-                })
-                .inc();
+        d.total.inc();
+        d.outcome.inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(status: u16, tokens: u64) -> RequestRecord {
+        RequestRecord {
+            time: 0.0,
+            request_id: "r".into(),
+            door: "chat",
+            route: "/chat/completions",
+            requested_model: Some("agent-a".into()),
+            deployment_id: Some("agent-a/0".into()),
+            litellm_model: Some("bedrock/agent/A/B".into()),
+            provider: Some("bedrock"),
+            key_alias: Some("team-key".into()),
+            hashed_key: Some(
+                "88dc28d0f030c55ed4ab77ed8faf098196cb1c05df778539800c9f1243fe6b4b".into(),
+            ),
+            status,
+            latency: 0.2,
+            api_latency: Some(0.15),
+            time_to_first_token: None,
+            input_tokens: tokens,
+            output_tokens: tokens,
+            cost: 0.0,
+            session: Some("never-a-label".into()),
+            stream: false,
+            error_class: (status >= 400).then(|| "throttled".to_string()),
+            key_spend: None,
+            key_max_budget: None,
+            key_headroom: crate::keys::Headroom::default(),
         }
+    }
+
+    /// The exposition's line for `name` whose labels contain every one of `labels`.
+    fn value(m: &Metrics, name: &str, labels: &[&str]) -> Option<f64> {
+        m.encode()
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")))
+            .find(|l| labels.iter().all(|x| l.contains(x)))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
+    #[test]
+    fn a_repeated_shape_counts_every_request() {
+        let m = Metrics::new();
+        for _ in 0..3 {
+            m.record(&rec(200, 5));
+        }
+        let total = "litellm_proxy_total_requests_metric_total";
+        assert_eq!(value(&m, total, &["status_code=\"200\""]), Some(3.0));
+        assert_eq!(
+            value(&m, "litellm_deployment_total_requests_total", &[]),
+            Some(3.0)
+        );
+        assert_eq!(
+            value(&m, "litellm_deployment_success_responses_total", &[]),
+            Some(3.0)
+        );
+        assert_eq!(
+            value(&m, "litellm_total_tokens_metric_total", &[]),
+            Some(30.0)
+        );
+        assert_eq!(
+            value(&m, "litellm_request_total_latency_metric_count", &[]),
+            Some(3.0)
+        );
+        assert_eq!(
+            value(&m, "litellm_overhead_latency_metric_count", &[]),
+            Some(3.0)
+        );
+        assert!(!m.encode().contains("never-a-label"));
+    }
+
+    #[test]
+    fn shapes_that_differ_in_one_label_are_separate_series() {
+        let m = Metrics::new();
+        m.record(&rec(200, 1));
+        m.record(&rec(429, 0));
+        m.record(&rec(429, 0));
+        let mut other = rec(200, 1);
+        other.deployment_id = Some("agent-a/1".into());
+        m.record(&other);
+        let total = "litellm_proxy_total_requests_metric_total";
+        assert_eq!(value(&m, total, &["status_code=\"200\""]), Some(2.0));
+        assert_eq!(value(&m, total, &["status_code=\"429\""]), Some(2.0));
+        let failed = "litellm_proxy_failed_requests_metric_total";
+        assert_eq!(value(&m, failed, &["exception_status=\"429\""]), Some(2.0));
+        assert_eq!(value(&m, failed, &["exception_status=\"200\""]), None);
+        let dep = "litellm_deployment_total_requests_total";
+        assert_eq!(value(&m, dep, &["model_id=\"agent-a/0\""]), Some(3.0));
+        assert_eq!(value(&m, dep, &["model_id=\"agent-a/1\""]), Some(1.0));
+        let failures = "litellm_deployment_failure_responses_total";
+        assert_eq!(
+            value(&m, failures, &["exception_class=\"throttled\""]),
+            Some(2.0)
+        );
+    }
+
+    #[test]
+    fn a_series_appears_only_once_a_request_updates_it() {
+        let m = Metrics::new();
+        m.record(&rec(200, 0));
+        assert_eq!(value(&m, "litellm_total_tokens_metric_total", &[]), None);
+        assert_eq!(
+            value(&m, "litellm_llm_api_time_to_first_token_metric_count", &[]),
+            None
+        );
+        // Same shape, now with tokens and a first token: the cached shape makes them.
+        let mut r = rec(200, 4);
+        r.time_to_first_token = Some(0.05);
+        m.record(&r);
+        assert_eq!(
+            value(&m, "litellm_total_tokens_metric_total", &[]),
+            Some(8.0)
+        );
+        assert_eq!(
+            value(&m, "litellm_llm_api_time_to_first_token_metric_count", &[]),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn two_registries_in_one_thread_keep_their_own_counts() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        a.record(&rec(200, 1));
+        b.record(&rec(200, 1));
+        a.record(&rec(200, 1));
+        let total = "litellm_proxy_total_requests_metric_total";
+        assert_eq!(value(&a, total, &[]), Some(2.0));
+        assert_eq!(value(&b, total, &[]), Some(1.0));
+    }
+
+    #[test]
+    fn an_unset_label_and_the_string_none_are_one_series() {
+        let m = Metrics::new();
+        let mut unset = rec(200, 0);
+        unset.key_alias = None;
+        let mut named = rec(200, 0);
+        named.key_alias = Some(NONE.into());
+        m.record(&unset);
+        m.record(&named);
+        let total = "litellm_proxy_total_requests_metric_total";
+        assert_eq!(value(&m, total, &["api_key_alias=\"None\""]), Some(2.0));
     }
 }

@@ -14,7 +14,7 @@
 //! # async fn run() -> std::io::Result<()> {
 //! let config = agentbridge_emulator::EmulatorConfig::default();
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
-//! agentbridge_emulator::serve(listener, config, std::future::pending()).await
+//! agentbridge_emulator::serve(listener, config, Box::pin(std::future::pending())).await
 //! # }
 //! ```
 
@@ -30,7 +30,7 @@ pub mod sigv4;
 pub mod validate;
 pub mod wire;
 
-use std::future::Future;
+use futures::future::BoxFuture;
 use std::net::SocketAddr;
 
 /// The access key id the emulator accepts by default.
@@ -70,10 +70,23 @@ impl Default for EmulatorConfig {
 }
 
 /// Serves on `listener` until `shutdown` resolves. Accepted sockets get TCP_NODELAY.
-pub async fn serve(
+///
+/// Not generic, and its future boxed here: the HTTP server under it is compiled once, in
+/// this crate, not again in each crate that awaits it (an async fn's body is compiled where
+/// it is polled; in the gateway's binary that was the last step of a release build, which
+/// nothing runs beside).
+pub fn serve(
     listener: tokio::net::TcpListener,
     config: EmulatorConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: BoxFuture<'static, ()>,
+) -> BoxFuture<'static, std::io::Result<()>> {
+    Box::pin(serve_until(listener, config, shutdown))
+}
+
+async fn serve_until(
+    listener: tokio::net::TcpListener,
+    config: EmulatorConfig,
+    shutdown: BoxFuture<'static, ()>,
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
     let listener = listener.tap_io(|tcp| {
@@ -87,11 +100,16 @@ pub async fn serve(
 }
 
 /// Starts the emulator on an ephemeral loopback port in the background; returns its address.
-pub async fn spawn(config: EmulatorConfig) -> std::io::Result<SocketAddr> {
+/// (Boxed for the reason `serve` is.)
+pub fn spawn(config: EmulatorConfig) -> BoxFuture<'static, std::io::Result<SocketAddr>> {
+    Box::pin(start(config))
+}
+
+async fn start(config: EmulatorConfig) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
-        if let Err(e) = serve(listener, config, std::future::pending()).await {
+        if let Err(e) = serve(listener, config, Box::pin(std::future::pending())).await {
             tracing::error!(error = %e, "emulator stopped");
         }
     });

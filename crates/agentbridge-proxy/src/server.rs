@@ -10,9 +10,9 @@
 //! period for its in-flight requests and streams.
 
 use crate::Handler;
+use futures::future::BoxFuture;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use std::future::Future;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
@@ -90,11 +90,24 @@ async fn work(
 /// Serves with `handlers` (one worker thread each) on `listener` until `shutdown` resolves,
 /// then stops accepting and waits up to the grace period for in-flight requests and streams.
 /// Returns whether every connection finished in time.
-pub async fn serve(
+///
+/// Not generic, and its future boxed here: an async fn's body is compiled where it is
+/// polled, and the binary's crate is the last step of a release build, which nothing runs
+/// beside (`Gateway::new` says the same).
+pub fn serve(
     listener: TcpListener,
     handlers: Vec<Handler>,
     opts: ServeOptions,
-    shutdown: impl Future<Output = ()> + Send,
+    shutdown: BoxFuture<'static, ()>,
+) -> BoxFuture<'static, std::io::Result<bool>> {
+    Box::pin(serve_until(listener, handlers, opts, shutdown))
+}
+
+async fn serve_until(
+    listener: TcpListener,
+    handlers: Vec<Handler>,
+    opts: ServeOptions,
+    shutdown: BoxFuture<'static, ()>,
 ) -> std::io::Result<bool> {
     if handlers.is_empty() {
         return Err(std::io::Error::other("serve: no handlers given"));
@@ -105,7 +118,7 @@ pub async fn serve(
         .map(|(i, app)| start_worker(i, app, opts))
         .collect::<std::io::Result<Vec<_>>>()?;
     let mut next = 0usize;
-    tokio::pin!(shutdown);
+    let mut shutdown = shutdown;
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -152,7 +165,11 @@ pub async fn serve(
 }
 
 /// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
+pub fn shutdown_signal() -> BoxFuture<'static, ()> {
+    Box::pin(signalled())
+}
+
+async fn signalled() {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %e, "cannot listen for SIGINT");

@@ -5,6 +5,7 @@ use crate::config::{Config, ServerSettings};
 use crate::router::{Routed, Router};
 use agentbridge::canonical::AgentRequest;
 use agentbridge::{Client, Deployment};
+use futures::future::BoxFuture;
 use secrecy::SecretString;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -35,7 +36,16 @@ pub struct Gateway {
 
 impl Gateway {
     /// Resolves every deployment (region, credentials provider).
-    pub async fn new(config: Config) -> Result<Self, String> {
+    ///
+    /// Boxed here so that the start-up code under it (credential chains, database and Redis
+    /// connections) is compiled in this crate, at its dependencies' opt-levels, rather than
+    /// in the binary's crate that awaits it (an async fn's body is compiled where it is
+    /// polled), on the last step of a release build.
+    pub fn new(config: Config) -> BoxFuture<'static, Result<Self, String>> {
+        Box::pin(Self::resolve(config))
+    }
+
+    async fn resolve(config: Config) -> Result<Self, String> {
         let connect = config
             .models
             .iter()

@@ -74,9 +74,14 @@ async fn connections_spread_over_workers_and_shutdown_waits_for_requests() {
         header_read_timeout: Duration::from_secs(5),
         shutdown_grace: Duration::from_secs(10),
     };
-    let server = tokio::spawn(serve(listener, handlers, opts, async {
-        let _ = stop_rx.await;
-    }));
+    let server = tokio::spawn(serve(
+        listener,
+        handlers,
+        opts,
+        Box::pin(async {
+            let _ = stop_rx.await;
+        }),
+    ));
 
     // Nine kept-alive connections (three per worker), each with a chat on the fast path,
     // a route through the router and a second chat.

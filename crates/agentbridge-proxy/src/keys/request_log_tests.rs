@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::keys::request_queries::{Filter, Grouping, Param, where_clause};
+use crate::keys::store::remove_db;
 
 async fn store() -> (Store, std::path::PathBuf) {
     let path = std::env::temp_dir().join(format!("agentbridge-reqlog-{}.db", uuid::Uuid::new_v4()));
@@ -95,7 +96,7 @@ async fn rows_written_twice_count_once_in_the_rollups() {
     );
     assert_eq!(r[0].spend + r[1].spend, 35.0);
     assert_eq!(r[0].input_tokens + r[1].output_tokens, 180 + 40);
-    let _ = std::fs::remove_file(path);
+    remove_db(&path);
 }
 
 #[tokio::test]
@@ -133,7 +134,7 @@ async fn each_filter_reads_an_index_in_page_order() {
         assert!(p.contains(index), "{f:?}: {p}");
         assert!(!p.contains("TEMP B-TREE"), "{f:?} sorts: {p}");
     }
-    let _ = std::fs::remove_file(path);
+    remove_db(&path);
 }
 
 #[tokio::test]
@@ -180,7 +181,7 @@ async fn rollups_are_summed_in_the_database_per_bucket_key_or_model() {
             .unwrap()
             .is_empty()
     );
-    let _ = std::fs::remove_file(path);
+    remove_db(&path);
 }
 
 #[tokio::test]
@@ -252,7 +253,7 @@ async fn pages_follow_each_other_without_gaps_or_repeats_under_filters() {
         unique.dedup();
         assert_eq!((seen.len(), unique.len()), (want, want), "{f:?}");
     }
-    let _ = std::fs::remove_file(path);
+    remove_db(&path);
 }
 
 #[tokio::test]
@@ -273,7 +274,7 @@ async fn pruning_deletes_rows_and_rollups_past_the_retention() {
         r.iter().map(|r| r.hour).collect::<Vec<_>>(),
         vec![11 * HOUR_MS]
     );
-    let _ = std::fs::remove_file(path);
+    remove_db(&path);
 }
 
 #[tokio::test]
@@ -295,7 +296,7 @@ async fn the_buffer_drops_its_oldest_rows_when_full_and_writes_the_rest() {
         "req-0003",
         "the 3 oldest were dropped"
     );
-    let _ = std::fs::remove_file(path);
+    remove_db(&path);
 }
 
 #[tokio::test]
@@ -322,7 +323,7 @@ async fn ui_sessions_expire_and_end() {
     assert_eq!(s.prune_sessions(100).await.unwrap(), 1);
     s.delete_session("h1").await.unwrap();
     assert_eq!(s.session("h1", 100).await.unwrap(), None, "signed out");
-    let _ = std::fs::remove_file(path);
+    remove_db(&path);
 }
 
 #[test]
@@ -359,6 +360,6 @@ async fn a_batch_that_fails_goes_back_in_front_of_newer_rows_within_the_bound() 
         .map(|r| r.id[4..].parse().unwrap())
         .collect();
     assert_eq!(ids, (4..(BATCH as i64 + 9)).collect::<Vec<_>>());
-    let _ = std::fs::remove_file(down_path);
-    let _ = std::fs::remove_file(up_path);
+    remove_db(&down_path);
+    remove_db(&up_path);
 }

@@ -174,7 +174,7 @@ mod tests {
         store.record(&retry).await.unwrap();
         assert_eq!(spend_of(&store, "t").await, 11.0 * 0.25);
         assert_eq!(store.logs("", "", 100).await.unwrap().len(), 11);
-        let _ = std::fs::remove_file(path);
+        crate::keys::store::remove_db(&path);
     }
 
     #[tokio::test]
@@ -197,7 +197,7 @@ mod tests {
         );
         assert!(buffer.is_empty() && buffer.of("t") == 0.0);
         assert_eq!(spend_of(&store, "t").await, (2 * BATCH + 7) as f64 * 0.25);
-        let _ = std::fs::remove_file(path);
+        crate::keys::store::remove_db(&path);
     }
 
     #[tokio::test]
@@ -226,6 +226,6 @@ mod tests {
         assert_eq!(buffer.flush(&store, |_| {}).await.unwrap(), 3);
         assert!(buffer.is_empty());
         assert_eq!(spend_of(&store, "t").await, 0.75);
-        let _ = std::fs::remove_file(path);
+        crate::keys::store::remove_db(&path);
     }
 }

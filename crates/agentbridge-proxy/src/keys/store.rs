@@ -364,3 +364,13 @@ impl Store {
         .await
     }
 }
+
+/// Removes a test's SQLite database with its WAL and shared-memory files.
+#[cfg(test)]
+pub(crate) fn remove_db(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
+}

@@ -723,28 +723,20 @@ mod tests {
         for _ in 0..3 {
             m.record(&rec(200, 5));
         }
-        let total = "litellm_proxy_total_requests_metric_total";
-        assert_eq!(value(&m, total, &["status_code=\"200\""]), Some(3.0));
-        assert_eq!(
-            value(&m, "litellm_deployment_total_requests_total", &[]),
-            Some(3.0)
-        );
-        assert_eq!(
-            value(&m, "litellm_deployment_success_responses_total", &[]),
-            Some(3.0)
-        );
-        assert_eq!(
-            value(&m, "litellm_total_tokens_metric_total", &[]),
-            Some(30.0)
-        );
-        assert_eq!(
-            value(&m, "litellm_request_total_latency_metric_count", &[]),
-            Some(3.0)
-        );
-        assert_eq!(
-            value(&m, "litellm_overhead_latency_metric_count", &[]),
-            Some(3.0)
-        );
+        for (name, labels, want) in [
+            (
+                "litellm_proxy_total_requests_metric_total",
+                &["status_code=\"200\""][..],
+                3.0,
+            ),
+            ("litellm_deployment_total_requests_total", &[], 3.0),
+            ("litellm_deployment_success_responses_total", &[], 3.0),
+            ("litellm_total_tokens_metric_total", &[], 30.0),
+            ("litellm_request_total_latency_metric_count", &[], 3.0),
+            ("litellm_overhead_latency_metric_count", &[], 3.0),
+        ] {
+            assert_eq!(value(&m, name, labels), Some(want), "{name}");
+        }
         assert!(!m.encode().contains("never-a-label"));
     }
 

@@ -137,8 +137,12 @@ def test_cancelling_an_asyncio_task_closes_the_upstream_call(emu, recorded, canc
     assert cancelled()
 
 
+# The child asks for Python's KeyboardInterrupt handler itself: Python installs it only when
+# SIGINT is not ignored at start, and a suite started as a background job of a
+# non-interactive shell (`.ci/run &`) runs with SIGINT ignored, which children inherit.
 CTRL_C = """
-import sys, agentbridge
+import signal, sys, agentbridge
+signal.signal(signal.SIGINT, signal.default_int_handler)
 print("calling", flush=True)
 try:
     agentbridge.completion(model=sys.argv[1], messages=[{"role": "user", "content": "x emulate:stall"}])

@@ -321,7 +321,7 @@ impl Metrics {
     /// label values and atomic adds, instead of a family lookup (a read lock and a SipHash
     /// of eight to eleven labels) and a few `Arc<String>`s per metric.
     pub fn record(&self, rec: &RequestRecord) {
-        let hash = Shape::hash(rec);
+        let hash = shape_hash(rec);
         CACHE.with_borrow_mut(|cache| {
             if cache.owner != self.id || cache.series.len() >= CACHE_CAP {
                 cache.owner = self.id;
@@ -361,23 +361,19 @@ thread_local! {
     });
 }
 
-/// What decides which series a request updates.
-struct Shape;
-
-impl Shape {
-    fn hash(rec: &RequestRecord) -> u64 {
-        FixedState::default().hash_one((
-            rec.hashed_key.as_deref(),
-            rec.key_alias.as_deref(),
-            rec.requested_model.as_deref(),
-            rec.litellm_model.as_deref(),
-            rec.deployment_id.as_deref(),
-            rec.provider,
-            rec.status,
-            rec.route,
-            rec.error_class.as_deref(),
-        ))
-    }
+/// A hash of what decides which series a request updates (its label values).
+fn shape_hash(rec: &RequestRecord) -> u64 {
+    FixedState::default().hash_one((
+        rec.hashed_key.as_deref(),
+        rec.key_alias.as_deref(),
+        rec.requested_model.as_deref(),
+        rec.litellm_model.as_deref(),
+        rec.deployment_id.as_deref(),
+        rec.provider,
+        rec.status,
+        rec.route,
+        rec.error_class.as_deref(),
+    ))
 }
 
 /// A request shape's label values, shared by the label sets made from them.
@@ -394,7 +390,6 @@ struct Labels {
     route: &'static str,
     class: V,
     has_class: bool,
-    ok: bool,
 }
 
 fn label(o: &Option<String>) -> V {
@@ -419,8 +414,12 @@ impl Labels {
             route: rec.route,
             class: label(&rec.error_class),
             has_class: rec.error_class.is_some(),
-            ok: rec.error_class.is_none() && rec.status < 400,
         }
+    }
+
+    /// A success: no error class and a status below 400.
+    fn ok(&self) -> bool {
+        !self.has_class && self.status_code < 400
     }
 
     /// Whether `rec` has these label values (`None` and `"None"` are one label value, so
@@ -507,7 +506,7 @@ impl Series {
             user_email: NONE,
             route: l.route,
         });
-        let proxy_failed = (!l.ok).then(|| {
+        let proxy_failed = (!l.ok()).then(|| {
             m.proxy_failed.get_or_create_owned(&ProxyFailure {
                 end_user: NONE,
                 hashed_api_key: l.key.clone(),
@@ -534,7 +533,7 @@ impl Series {
                 team_alias: NONE,
             };
             let total = m.deployment_total.get_or_create_owned(&d);
-            let outcome = if l.ok {
+            let outcome = if l.ok() {
                 m.deployment_success.get_or_create_owned(&d)
             } else {
                 m.deployment_failure

@@ -32,6 +32,15 @@ pub const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Appends one SSE event: `event: {name}` when named, then `data: {json}`.
 pub fn write_event<T: serde::Serialize>(out: &mut Vec<u8>, name: Option<&str>, data: &T) {
+    write_event_with(out, name, |out| {
+        if serde_json::to_writer(&mut *out, data).is_err() {
+            out.extend_from_slice(b"{}");
+        }
+    });
+}
+
+/// Appends one SSE event whose `data` JSON `write` appends.
+pub fn write_event_with(out: &mut Vec<u8>, name: Option<&str>, write: impl FnOnce(&mut Vec<u8>)) {
     out.reserve(256);
     if let Some(name) = name {
         out.extend_from_slice(b"event: ");
@@ -39,9 +48,7 @@ pub fn write_event<T: serde::Serialize>(out: &mut Vec<u8>, name: Option<&str>, d
         out.push(b'\n');
     }
     out.extend_from_slice(b"data: ");
-    if serde_json::to_writer(&mut *out, data).is_err() {
-        out.extend_from_slice(b"{}");
-    }
+    write(out);
     out.extend_from_slice(b"\n\n");
 }
 

@@ -37,7 +37,7 @@ pub struct Responses;
 #[derive(Debug, Default)]
 pub struct Ctx {
     /// The request fields the response object repeats, with the format's defaults.
-    pub echo: Map<String, Value>,
+    pub echo: types::Echo,
 }
 
 /// Fields of the format: read here or accepted and not sent.
@@ -118,7 +118,9 @@ impl Door for Responses {
         let stream = common::flag(&obj, "stream")?;
         let messages = messages(&obj)?;
         continue_session(&mut obj)?;
-        let ctx = Ctx { echo: echo(&obj) };
+        let ctx = Ctx {
+            echo: types::Echo::new(&echo(&obj)),
+        };
         let request = common::request(messages, obj, DOOR_FIELDS, stream)?;
         Ok(Parsed {
             model,
@@ -167,7 +169,12 @@ impl Door for Responses {
             Some(&ending),
             request.options.include_trace,
         );
-        Completed::json(&response, 1024, ending.outcome)
+        let mut body = Vec::with_capacity(1024);
+        response.write(&mut body);
+        Ok(Completed {
+            body,
+            outcome: ending.outcome,
+        })
     }
 
     fn encoder(

@@ -8,9 +8,9 @@
 //! `response.failed` (the response with its `error`) followed by an `error` event.
 
 use super::Ctx;
-use super::types::{Builder, OutputItem, OutputText, ResponseObject, UrlCitation};
+use super::types::{Builder, OutputItem, OutputText, UrlCitation};
 use crate::doors::AnswerMeta;
-use crate::sse::{SseEncoder, write_event};
+use crate::sse::{SseEncoder, write_event, write_event_with};
 use agentbridge::Error;
 use agentbridge::canonical::{Ending, Finish, Piece};
 use serde::Serialize;
@@ -48,11 +48,6 @@ struct TextDelta<'a> {
 
 // The events' bodies, borrowed from the builder and serialised straight into the output
 // (no `serde_json::Value` tree per event).
-
-#[derive(Serialize)]
-struct Lifecycle<'a> {
-    response: ResponseObject<'a>,
-}
 
 #[derive(Serialize)]
 struct Item<T: Serialize> {
@@ -137,6 +132,21 @@ fn emit<T: Serialize>(out: &mut Vec<u8>, seq: &mut u64, kind: &str, body: T) {
     *seq += 1;
 }
 
+/// A lifecycle event (`response.created`, ...): `{type, sequence_number, response}`, the
+/// response object already written as JSON ([`super::types::ResponseObject::write`]).
+fn emit_response(out: &mut Vec<u8>, seq: &mut u64, kind: &str, response: &[u8]) {
+    write_event_with(out, Some(kind), |out| {
+        use std::io::Write;
+        let _ = write!(
+            out,
+            r#"{{"type":"{kind}","sequence_number":{seq},"response":"#
+        );
+        out.extend_from_slice(response);
+        out.push(b'}');
+    });
+    *seq += 1;
+}
+
 impl EventWriter {
     /// A writer for the answer of `meta`'s request on `session_id`.
     pub fn new(ctx: Ctx, meta: AnswerMeta, session_id: &str, include_trace: bool) -> Self {
@@ -151,22 +161,28 @@ impl EventWriter {
         }
     }
 
-    fn lifecycle(&mut self, out: &mut Vec<u8>, kind: &str, ending: Option<&Ending>) {
-        let response = self.builder.response(
-            &self.meta,
-            &self.ctx.echo,
-            &self.session_id,
-            ending,
-            self.include_trace,
-        );
-        emit(out, &mut self.seq, kind, Lifecycle { response });
+    /// The response object as `ending` leaves it (in progress for `None`), as JSON.
+    fn response(&self, ending: Option<&Ending>) -> Vec<u8> {
+        let mut json = Vec::with_capacity(1024);
+        self.builder
+            .response(
+                &self.meta,
+                &self.ctx.echo,
+                &self.session_id,
+                ending,
+                self.include_trace,
+            )
+            .write(&mut json);
+        json
     }
 
     fn start(&mut self, out: &mut Vec<u8>) {
         if !self.started {
             self.started = true;
-            self.lifecycle(out, "response.created", None);
-            self.lifecycle(out, "response.in_progress", None);
+            // The same object twice: written once.
+            let response = self.response(None);
+            emit_response(out, &mut self.seq, "response.created", &response);
+            emit_response(out, &mut self.seq, "response.in_progress", &response);
         }
     }
 
@@ -338,7 +354,8 @@ impl SseEncoder for EventWriter {
                     Finish::ContentFilter => "response.incomplete",
                     Finish::Stop | Finish::ToolCalls => "response.completed",
                 };
-                self.lifecycle(out, kind, Some(&ending));
+                let response = self.response(Some(&ending));
+                emit_response(out, &mut self.seq, kind, &response);
             }
         }
     }
@@ -350,22 +367,14 @@ impl SseEncoder for EventWriter {
         } else {
             "server_error"
         };
-        let mut response = serde_json::to_value(self.builder.response(
-            &self.meta,
-            &self.ctx.echo,
-            &self.session_id,
-            None,
-            false,
-        ))
-        .unwrap_or_default();
-        response["status"] = json!("failed");
-        response["error"] = json!({"code": code, "message": e.to_string()});
-        emit(
-            out,
-            &mut self.seq,
-            "response.failed",
-            json!({ "response": response }),
-        );
+        let mut response =
+            self.builder
+                .response(&self.meta, &self.ctx.echo, &self.session_id, None, false);
+        response.status = "failed";
+        response.error = Some(json!({"code": code, "message": e.to_string()}));
+        let mut json = Vec::with_capacity(1024);
+        response.write(&mut json);
+        emit_response(out, &mut self.seq, "response.failed", &json);
         emit(
             out,
             &mut self.seq,

@@ -102,9 +102,9 @@ fn format_fields_are_accepted_and_not_sent() {
     keys.sort();
     assert_eq!(keys, ["include_trace", "sessionState"]);
     assert!(p.request.options.stream && p.request.options.include_trace);
-    assert_eq!(p.ctx.echo["metadata"], json!({"k": "v"}));
-    assert_eq!(p.ctx.echo["max_output_tokens"], json!(9));
-    assert_eq!(p.ctx.echo["tools"], json!([]));
+    assert_eq!(p.ctx.echo.to_map()["metadata"], json!({"k": "v"}));
+    assert_eq!(p.ctx.echo.to_map()["max_output_tokens"], json!(9));
+    assert_eq!(p.ctx.echo.to_map()["tools"], json!([]));
 }
 
 #[test]
@@ -114,7 +114,10 @@ fn previous_response_id_pins_its_session() {
     )
     .unwrap();
     assert_eq!(p.request.pinned_session(), Some("sess-9"));
-    assert_eq!(p.ctx.echo["previous_response_id"], json!(prev_id("sess-9")));
+    assert_eq!(
+        p.ctx.echo.to_map()["previous_response_id"],
+        json!(prev_id("sess-9"))
+    );
     // The same session given twice is fine; a different one is refused.
     let same = json!({"model": "agent", "input": "x", "previous_response_id": prev_id("s1"), "session_id": "s1"});
     assert!(parse(same).is_ok());
@@ -227,7 +230,7 @@ async fn fold(pieces: Vec<Piece>, include_trace: bool) -> Value {
     };
     let done = Responses::complete(
         Ctx {
-            echo: echo(&Map::new()),
+            echo: types::Echo::new(&echo(&Map::new())),
         },
         meta(),
         &req,
@@ -267,6 +270,11 @@ async fn answers_render_as_response_objects() {
     assert_eq!(r["usage"]["total_tokens"], 8);
     assert_eq!(r["session_id"], "sess-1");
     assert!(r.get("trace").is_none());
+    // The request's fields, echoed with the format's defaults.
+    assert_eq!(r["tools"], json!([]));
+    assert_eq!(r["tool_choice"], "auto");
+    assert_eq!(r["instructions"], Value::Null);
+    assert_eq!(r["text"], json!({"format": {"type": "text"}}));
 
     let r = fold(
         vec![
@@ -315,7 +323,7 @@ fn streams_follow_the_documented_sequence() {
     let req = AgentRequest::new(vec![]);
     let mut w = Responses::encoder(
         Ctx {
-            echo: echo(&Map::new()),
+            echo: types::Echo::new(&echo(&Map::new())),
         },
         meta(),
         &req,
@@ -363,6 +371,16 @@ fn streams_follow_the_documented_sequence() {
     assert_eq!(done["output"][1]["call_id"], "call_ab1_abc");
     assert_eq!(done["usage"]["output_tokens"], 3);
     assert_eq!(ev[0].1["response"]["id"], done["id"]);
+    for e in [&ev[0].1["response"], &ev[1].1["response"], done] {
+        assert_eq!(
+            e["metadata"],
+            json!({}),
+            "echoed fields in every response object"
+        );
+        assert_eq!(e["truncation"], "disabled");
+    }
+    assert_eq!(ev[0].1["response"]["status"], "in_progress");
+    assert_eq!(ev[0].1["response"]["output"], json!([]));
 
     let mut w = Responses::encoder(Ctx::default(), meta(), &req, "sess-1");
     let mut out = Vec::new();
@@ -373,6 +391,10 @@ fn streams_follow_the_documented_sequence() {
     assert_eq!(ev[n - 2].0, "response.failed");
     assert_eq!(ev[n - 2].1["response"]["status"], "failed");
     assert_eq!(ev[n - 2].1["response"]["error"]["code"], "server_error");
+    assert_eq!(
+        ev[n - 2].1["response"]["error"]["message"],
+        "upstream timeout: slow"
+    );
     assert_eq!(ev[n - 1].0, "error");
     assert_eq!(ev[n - 1].1["code"], "upstream_timeout");
     assert_eq!(ev[n - 1].1["sequence_number"], n - 1);

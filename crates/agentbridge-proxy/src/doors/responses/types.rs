@@ -130,6 +130,30 @@ pub struct ReasoningTokens {
     pub reasoning_tokens: u64,
 }
 
+/// The request fields every response object of a request repeats (`instructions`,
+/// `metadata`, `tools`, ...), with the format's defaults, written once per request as JSON
+/// object members (`"instructions":null,...`): a stream repeats them in three events, and
+/// copying them is cheaper than writing them each time.
+#[derive(Debug, Clone, Default)]
+pub struct Echo {
+    members: String,
+}
+
+impl Echo {
+    /// The members of `fields`, as JSON.
+    pub fn new(fields: &Map<String, Value>) -> Self {
+        let object = serde_json::to_string(fields).unwrap_or_else(|_| "{}".into());
+        // `{` + members + `}`: keep the members.
+        let members = object[1..object.len() - 1].to_string();
+        Self { members }
+    }
+
+    /// The fields as a JSON object.
+    pub fn to_map(&self) -> Map<String, Value> {
+        serde_json::from_str(&format!("{{{}}}", self.members)).unwrap_or_default()
+    }
+}
+
 /// The `response` object.
 #[derive(Debug, Serialize)]
 pub struct ResponseObject<'a> {
@@ -151,9 +175,6 @@ pub struct ResponseObject<'a> {
     pub output: &'a [OutputItem],
     /// Absent (`null`) when the agent reported no usage: no invented counts.
     pub usage: Option<Usage>,
-    /// The request's echoed fields (`instructions`, `metadata`, `tools`, ...).
-    #[serde(flatten)]
-    pub echo: &'a Map<String, Value>,
     /// The agent session (an agentbridge extra).
     pub session_id: &'a str,
     /// The agent's trace steps, when asked for (`include_trace`).
@@ -162,6 +183,27 @@ pub struct ResponseObject<'a> {
     /// Files the agent produced.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub files: &'a [OutputFile],
+    /// The request's echoed fields, written after the others by [`ResponseObject::write`].
+    #[serde(skip)]
+    pub echo: &'a Echo,
+}
+
+impl ResponseObject<'_> {
+    /// Appends the object as JSON: its own fields, then the echoed ones. (The derived
+    /// `Serialize` writes only the former: always write a response with this.)
+    pub fn write(&self, out: &mut Vec<u8>) {
+        if serde_json::to_writer(&mut *out, self).is_err() {
+            out.extend_from_slice(b"{}");
+            return;
+        }
+        if !self.echo.members.is_empty() {
+            // The object ends in `}` and has members: insert `,` + the echoed ones.
+            out.pop();
+            out.push(b',');
+            out.extend_from_slice(self.echo.members.as_bytes());
+            out.push(b'}');
+        }
+    }
 }
 
 /// Builds the output of one answer, piece by piece.
@@ -275,7 +317,7 @@ impl Builder {
     pub fn response<'a>(
         &'a self,
         meta: &'a AnswerMeta,
-        echo: &'a Map<String, Value>,
+        echo: &'a Echo,
         session_id: &'a str,
         ending: Option<&Ending>,
         include_trace: bool,
@@ -310,10 +352,10 @@ impl Builder {
             model: &meta.model,
             output: if ending.is_some() { &self.output } else { &[] },
             usage,
-            echo,
             session_id,
             trace: (include_trace && ending.is_some()).then_some(self.traces.as_slice()),
             files: &self.files,
+            echo,
         }
     }
 }

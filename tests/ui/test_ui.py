@@ -272,6 +272,27 @@ def test_models_page_lists_each_model_its_target_and_state(gateway, driver):
     assert "bedrock/agent/AGENT456/ALIAS789" in t.text and "healthy" in t.text and "us-east-1" in t.text
 
 
+def test_with_the_request_log_off_the_log_pages_say_so(gateway, tmp_path):
+    # The suite's gateway logs requests: no notice there.
+    s = signed_in(gateway)
+    for path in ("/ui/", "/ui/requests"):
+        assert 'id="log-off"' not in s.get(f"{gateway}{path}", timeout=10).text, path
+    emu_url, emu = start_emulator(log_name="ui-emulator-log-off")
+    url, gw = start_gateway(emu_url, tmp_path, log_name="ui-gateway-log-off",
+                            extra="agentbridge:\n  request_log: false\n")
+    try:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key=MASTER_KEY, max_retries=0)
+        client.chat.completions.create(model="bedrock-agent-1", messages=[{"role": "user", "content": "hi"}])
+        s = signed_in(url)
+        for path in ("/ui/", "/ui/requests"):
+            html = s.get(f"{url}{path}", timeout=10).text
+            assert 'id="log-off"' in html and "disable_spend_logs: true" in html, path
+        assert 'id="log-off"' not in s.get(f"{url}/ui/keys", timeout=10).text
+    finally:
+        gw.stop()
+        emu.stop()
+
+
 def test_pages_are_keyboard_reachable_and_fit_a_phone(gateway, traffic, driver):
     sign_in(driver, gateway)
     driver.get(f"{gateway}/ui/keys")

@@ -108,6 +108,19 @@ pub fn error_page(status: StatusCode, message: &str, csrf: Option<&str>) -> Resp
     )
 }
 
+/// Said on the pages read from the request log when the log is off
+/// (`disable_spend_logs: true`), so that an empty page is not taken for no traffic.
+pub fn log_off_notice(request_log: bool) -> Markup {
+    html! {
+        @if !request_log {
+            p.notice role="status" #log-off {
+                "The request log is off (" code { "disable_spend_logs: true" } "): no requests are "
+                "recorded, so this page shows none. Spend, budgets and rate limits still work."
+            }
+        }
+    }
+}
+
 /// USD with cents, or more digits below a cent.
 pub fn usd(v: f64) -> String {
     if v != 0.0 && v.abs() < 0.01 {

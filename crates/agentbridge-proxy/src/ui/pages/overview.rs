@@ -182,6 +182,7 @@ pub async fn page(
     };
     let body = html! {
         h1 { "Overview" }
+        (layout::log_off_notice(gw.server.request_log))
         nav aria-label="Period" {
             p { "Period: "
                 @for (h, name) in PERIODS {

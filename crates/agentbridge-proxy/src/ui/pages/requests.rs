@@ -108,6 +108,7 @@ pub async fn page(
     let models = gw.model_names();
     let body = html! {
         h1 { "Requests" }
+        (layout::log_off_notice(gw.server.request_log))
         form.stack method="get" action="/ui/requests" aria-label="Filter requests" {
             label for="f-key" { "Key"
                 select #f-key name="key" {

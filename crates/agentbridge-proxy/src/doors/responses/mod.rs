@@ -27,7 +27,7 @@ use agentbridge::canonical::{AgentRequest, Answer, Piece};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 /// The Responses API door.
 #[derive(Debug)]
@@ -70,32 +70,6 @@ const DOOR_FIELDS: &[&str] = &[
     "background",
 ];
 
-/// The fields a response repeats, and their defaults when the request left them out.
-fn echo(obj: &Map<String, Value>) -> Map<String, Value> {
-    let defaults = [
-        ("instructions", Value::Null),
-        ("max_output_tokens", Value::Null),
-        ("metadata", json!({})),
-        ("parallel_tool_calls", json!(true)),
-        ("previous_response_id", Value::Null),
-        ("store", json!(true)),
-        ("temperature", Value::Null),
-        ("text", json!({"format": {"type": "text"}})),
-        ("tool_choice", json!("auto")),
-        ("tools", json!([])),
-        ("top_p", Value::Null),
-        ("truncation", json!("disabled")),
-        ("user", Value::Null),
-    ];
-    defaults
-        .into_iter()
-        .map(|(k, d)| {
-            let v = obj.get(k).filter(|v| !v.is_null()).cloned().unwrap_or(d);
-            (k.to_string(), v)
-        })
-        .collect()
-}
-
 impl Door for Responses {
     const NAME: &'static str = "responses";
     type Ctx = Ctx;
@@ -119,7 +93,7 @@ impl Door for Responses {
         let messages = messages(&obj)?;
         continue_session(&mut obj)?;
         let ctx = Ctx {
-            echo: types::Echo::new(&echo(&obj)),
+            echo: types::Echo::new(&obj),
         };
         let request = common::request(messages, obj, DOOR_FIELDS, stream)?;
         Ok(Parsed {

@@ -230,7 +230,7 @@ async fn fold(pieces: Vec<Piece>, include_trace: bool) -> Value {
     };
     let done = Responses::complete(
         Ctx {
-            echo: types::Echo::new(&echo(&Map::new())),
+            echo: types::Echo::new(&Map::new()),
         },
         meta(),
         &req,
@@ -323,7 +323,7 @@ fn streams_follow_the_documented_sequence() {
     let req = AgentRequest::new(vec![]);
     let mut w = Responses::encoder(
         Ctx {
-            echo: types::Echo::new(&echo(&Map::new())),
+            echo: types::Echo::new(&Map::new()),
         },
         meta(),
         &req,

@@ -130,27 +130,61 @@ pub struct ReasoningTokens {
     pub reasoning_tokens: u64,
 }
 
-/// The request fields every response object of a request repeats (`instructions`,
-/// `metadata`, `tools`, ...), with the format's defaults, written once per request as JSON
-/// object members (`"instructions":null,...`): a stream repeats them in three events, and
-/// copying them is cheaper than writing them each time.
+/// The request fields a response object repeats, and their defaults (as JSON) when the
+/// request left them out or null.
+const ECHOED: [(&str, &str); 13] = [
+    ("instructions", "null"),
+    ("max_output_tokens", "null"),
+    ("metadata", "{}"),
+    ("parallel_tool_calls", "true"),
+    ("previous_response_id", "null"),
+    ("store", "true"),
+    ("temperature", "null"),
+    ("text", r#"{"format":{"type":"text"}}"#),
+    ("tool_choice", r#""auto""#),
+    ("tools", "[]"),
+    ("top_p", "null"),
+    ("truncation", r#""disabled""#),
+    ("user", "null"),
+];
+
+/// The request fields every response object of a request repeats ([`ECHOED`]), written once
+/// per request as JSON object members (`"instructions":null,...`): a stream repeats them in
+/// three events, and copying them is cheaper than writing them each time.
 #[derive(Debug, Clone, Default)]
 pub struct Echo {
-    members: String,
+    members: Vec<u8>,
 }
 
 impl Echo {
-    /// The members of `fields`, as JSON.
-    pub fn new(fields: &Map<String, Value>) -> Self {
-        let object = serde_json::to_string(fields).unwrap_or_else(|_| "{}".into());
-        // `{` + members + `}`: keep the members.
-        let members = object[1..object.len() - 1].to_string();
+    /// The echoed fields of `request` (the request's JSON object).
+    pub fn new(request: &Map<String, Value>) -> Self {
+        let mut members = Vec::with_capacity(320);
+        for (i, (key, default)) in ECHOED.iter().enumerate() {
+            if i > 0 {
+                members.push(b',');
+            }
+            // The keys are plain ASCII: nothing to escape.
+            members.push(b'"');
+            members.extend_from_slice(key.as_bytes());
+            members.extend_from_slice(b"\":");
+            let start = members.len();
+            let given = request.get(*key).filter(|v| !v.is_null());
+            if given.is_none_or(|v| serde_json::to_writer(&mut members, v).is_err()) {
+                members.truncate(start);
+                members.extend_from_slice(default.as_bytes());
+            }
+        }
         Self { members }
     }
 
     /// The fields as a JSON object.
     pub fn to_map(&self) -> Map<String, Value> {
-        serde_json::from_str(&format!("{{{}}}", self.members)).unwrap_or_default()
+        let mut object = Vec::with_capacity(self.members.len() + 2);
+        object.push(b'{');
+        object.extend_from_slice(&self.members);
+        object.push(b'}');
+        serde_json::from_slice(&object).unwrap_or_default()
     }
 }
 
@@ -200,7 +234,7 @@ impl ResponseObject<'_> {
             // The object ends in `}` and has members: insert `,` + the echoed ones.
             out.pop();
             out.push(b',');
-            out.extend_from_slice(self.echo.members.as_bytes());
+            out.extend_from_slice(&self.echo.members);
             out.push(b'}');
         }
     }

@@ -134,7 +134,8 @@ fn emit<T: Serialize>(out: &mut Vec<u8>, seq: &mut u64, kind: &str, body: T) {
 
 /// A lifecycle event (`response.created`, ...): `{type, sequence_number, response}`, the
 /// response object already written as JSON ([`super::types::ResponseObject::write`]).
-fn emit_response(out: &mut Vec<u8>, seq: &mut u64, kind: &str, response: &[u8]) {
+/// `kind` is one of the format's event names, written as is (plain ASCII, nothing to escape).
+fn emit_response(out: &mut Vec<u8>, seq: &mut u64, kind: &'static str, response: &[u8]) {
     write_event_with(out, Some(kind), |out| {
         use std::io::Write;
         let _ = write!(

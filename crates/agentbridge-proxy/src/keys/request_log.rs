@@ -4,9 +4,11 @@
 //! Like spend, it is written off the request path: a finished request's record goes into a
 //! bounded buffer ([`RequestLogBuffer`]) and the key service's background task writes it in
 //! batches of [`BATCH`] ([`Store::write_requests`]), adding each row to its hour's rollup
-//! (`request_rollup`, per hour, key and model) in the same transaction. The write is
-//! idempotent (keyed by arrival time and request id), and only rows actually inserted count
-//! in the rollups.
+//! (`request_rollup`, per hour, key and model) in the same transaction. Rows are keyed by
+//! arrival time and request id. A batch's first write is a plain INSERT (its rows are new);
+//! a batch written again after an error (whose commit may have landed all the same) skips
+//! the rows already there and counts only the rows it inserted in the rollups, so no row
+//! counts twice. A first write that meets a row already there fails and is retried that way.
 //! Unlike spend, nothing is refused when the buffer is full: the oldest rows are dropped and
 //! counted (the log is for looking at, not for billing). Rows older than the retention
 //! (`agentbridge.request_log_retention_days`) are pruned by the same task. Reading it:
@@ -90,10 +92,19 @@ impl LogRow {
     }
 }
 
+/// The rows waiting to be written.
+#[derive(Debug, Default)]
+struct Pending {
+    rows: VecDeque<LogRow>,
+    /// How many rows at the front were put back after a failed write (their write may have
+    /// landed): they are written again with [`Attempt::Retry`].
+    retried: usize,
+}
+
 /// Requests finished but not yet written.
 #[derive(Debug)]
 pub struct RequestLogBuffer {
-    pending: Mutex<VecDeque<LogRow>>,
+    pending: Mutex<Pending>,
     /// Rows held at most.
     cap: usize,
     dropped: AtomicU64,
@@ -114,7 +125,7 @@ impl RecordSink for RequestLogBuffer {
 }
 
 impl RequestLogBuffer {
-    fn pending(&self) -> std::sync::MutexGuard<'_, VecDeque<LogRow>> {
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -133,16 +144,17 @@ impl RequestLogBuffer {
     /// Buffers one row, dropping the oldest beyond its bound ([`MAX_BUFFERED`]).
     pub fn push(&self, row: LogRow) {
         let mut p = self.pending();
-        if p.len() >= self.cap {
-            p.pop_front();
+        if p.rows.len() >= self.cap {
+            p.rows.pop_front();
+            p.retried = p.retried.saturating_sub(1);
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
-        p.push_back(row);
+        p.rows.push_back(row);
     }
 
     /// Rows buffered.
     pub fn len(&self) -> usize {
-        self.pending().len()
+        self.pending().rows.len()
     }
 
     /// Whether nothing is buffered.
@@ -157,28 +169,36 @@ impl RequestLogBuffer {
 
     /// Writes the buffer, batch by batch, oldest first. A batch is taken out of the buffer
     /// while it is written and put back in front on an error, for the next try (rows
-    /// dropped meanwhile for room were newer ones: the buffer's bound still holds).
+    /// dropped meanwhile for room were newer ones: the buffer's bound still holds); a batch
+    /// holding rows put back is written with [`Attempt::Retry`].
     pub async fn flush(&self, store: &Store) -> Result<usize, sqlx::Error> {
         let _one = self.writer.lock().await;
         let mut total = 0;
         loop {
-            let batch: Vec<LogRow> = {
+            let (batch, how): (Vec<LogRow>, Attempt) = {
                 let mut p = self.pending();
-                let n = p.len().min(BATCH);
-                p.drain(..n).collect()
+                let n = p.rows.len().min(BATCH);
+                let how = if p.retried > 0 {
+                    Attempt::Retry
+                } else {
+                    Attempt::First
+                };
+                p.retried = p.retried.saturating_sub(n);
+                (p.rows.drain(..n).collect(), how)
             };
             if batch.is_empty() {
                 return Ok(total);
             }
-            if let Err(e) = store.write_requests(&batch).await {
+            if let Err(e) = store.write_requests(&batch, how).await {
                 let mut p = self.pending();
-                let room = self.cap.saturating_sub(p.len());
+                let room = self.cap.saturating_sub(p.rows.len());
                 let keep = batch.len().min(room);
                 let lost = batch.len() - keep;
                 // Over the bound, the batch's oldest rows are the ones that go.
                 for row in batch.into_iter().skip(lost).rev() {
-                    p.push_front(row);
+                    p.rows.push_front(row);
                 }
+                p.retried += keep;
                 self.dropped.fetch_add(lost as u64, Ordering::Relaxed);
                 return Err(e);
             }
@@ -212,12 +232,22 @@ pub struct Rollup {
 /// limits).
 pub const ROWS_PER_INSERT: usize = 25;
 
-/// The INSERT of `n` rows, returning the (time, id) of each row actually inserted (a row
-/// already there is skipped, so a batch written twice counts once). SQLite gets anonymous
-/// `?` placeholders: the driver asks SQLite for each numbered parameter's name, a lookup
-/// that walks the statement's list of names, so `$1..$375` cost a quarter of the writer's
-/// time (a profile in docs/benchmarks.md). PostgreSQL only knows `$N`.
-fn insert_sql(n: usize, sqlite: bool) -> String {
+/// How a batch of rows is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Its first write: the rows are new, a plain INSERT (a row already there fails it).
+    First,
+    /// Again after an error: rows already there are skipped, and only the rows inserted
+    /// count in the rollups (`ON CONFLICT DO NOTHING RETURNING`).
+    Retry,
+}
+
+/// The INSERT of `n` rows. For [`Attempt::Retry`] it skips rows already there and returns the
+/// (time, id) of each row it inserted. SQLite gets anonymous `?` placeholders: the driver
+/// asks SQLite for each numbered parameter's name, a lookup that walks the statement's list
+/// of names, so `$1..$375` cost a quarter of the writer's time (a profile in
+/// docs/benchmarks.md). PostgreSQL only knows `$N`.
+fn insert_sql(n: usize, sqlite: bool, how: Attempt) -> String {
     use std::fmt::Write;
     let mut sql = format!("INSERT INTO request_log ({ROW_COLUMNS}) VALUES ");
     for r in 0..n {
@@ -232,7 +262,9 @@ fn insert_sql(n: usize, sqlite: bool) -> String {
         }
         sql.push(')');
     }
-    sql.push_str(" ON CONFLICT (time_ms, id) DO NOTHING RETURNING time_ms, id");
+    if how == Attempt::Retry {
+        sql.push_str(" ON CONFLICT (time_ms, id) DO NOTHING RETURNING time_ms, id");
+    }
     sql
 }
 
@@ -240,20 +272,22 @@ pub(super) const ROW_COLUMNS: &str = "id, time_ms, key_hash, key_alias, model, d
     ttft_ms, input_tokens, output_tokens, cost, session, error_class";
 
 impl Store {
-    /// Writes a batch of request rows and adds the rows actually inserted to their hourly
-    /// rollups, in one transaction.
-    pub async fn write_requests(&self, rows: &[LogRow]) -> Result<(), sqlx::Error> {
+    /// Writes a batch of request rows and adds the rows inserted to their hourly rollups, in
+    /// one transaction.
+    pub async fn write_requests(&self, rows: &[LogRow], how: Attempt) -> Result<(), sqlx::Error> {
         if rows.is_empty() {
             return Ok(());
         }
         bounded(WRITE_TIMEOUT, async {
             // Rows go in [`ROWS_PER_INSERT`] at a time: one statement per row cost as much
             // in the driver as in the database (a benchmark row in docs/benchmarks.md). Full
-            // chunks reuse one statement; `RETURNING` names the rows actually inserted.
-            static FULL: [std::sync::OnceLock<String>; 2] =
-                [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
-            let full = FULL[usize::from(self.sqlite)]
-                .get_or_init(|| insert_sql(ROWS_PER_INSERT, self.sqlite));
+            // chunks reuse one statement; on a retry `RETURNING` names the rows inserted.
+            static FULL: [[std::sync::OnceLock<String>; 2]; 2] = [
+                [std::sync::OnceLock::new(), std::sync::OnceLock::new()],
+                [std::sync::OnceLock::new(), std::sync::OnceLock::new()],
+            ];
+            let full = FULL[usize::from(how == Attempt::Retry)][usize::from(self.sqlite)]
+                .get_or_init(|| insert_sql(ROWS_PER_INSERT, self.sqlite, how));
             let mut tx = self.pool.begin().await?;
             let mut sums: BTreeMap<(i64, &str, &str), Rollup> = BTreeMap::new();
             for chunk in rows.chunks(ROWS_PER_INSERT) {
@@ -261,7 +295,7 @@ impl Store {
                 let sql = if chunk.len() == ROWS_PER_INSERT {
                     full
                 } else {
-                    partial = insert_sql(chunk.len(), self.sqlite);
+                    partial = insert_sql(chunk.len(), self.sqlite, how);
                     &partial
                 };
                 let mut q = sqlx::query(sql);
@@ -283,16 +317,26 @@ impl Store {
                         .bind(&r.session)
                         .bind(&r.error_class);
                 }
-                let inserted: HashSet<(i64, String)> = q
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .iter()
-                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-                    .collect::<Result<_, sqlx::Error>>()?;
-                // Usually every row is new; only a retried batch needs the lookup.
-                let all = inserted.len() == chunk.len();
+                // On a first write every row is inserted (or the statement fails).
+                let inserted: Option<HashSet<(i64, String)>> = match how {
+                    Attempt::First => {
+                        q.execute(&mut *tx).await?;
+                        None
+                    }
+                    Attempt::Retry => {
+                        let inserted: HashSet<(i64, String)> = q
+                            .fetch_all(&mut *tx)
+                            .await?
+                            .iter()
+                            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                            .collect::<Result<_, sqlx::Error>>()?;
+                        (inserted.len() < chunk.len()).then_some(inserted)
+                    }
+                };
                 for r in chunk {
-                    if !all && !inserted.contains(&(r.time_ms, r.id.clone())) {
+                    if let Some(inserted) = &inserted
+                        && !inserted.contains(&(r.time_ms, r.id.clone()))
+                    {
                         continue;
                     }
                     let hour = r.time_ms - r.time_ms.rem_euclid(HOUR_MS);

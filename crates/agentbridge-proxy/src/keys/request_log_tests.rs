@@ -78,9 +78,13 @@ async fn rows_written_twice_count_once_in_the_rollups() {
         .collect();
     // Statements of several rows: the second write's second statement holds 15 rows
     // already written and 10 new ones.
-    s.write_requests(&batch[..40]).await.unwrap();
-    s.write_requests(&batch).await.unwrap();
-    s.write_requests(&batch[60..]).await.unwrap();
+    s.write_requests(&batch[..40], Attempt::First)
+        .await
+        .unwrap();
+    s.write_requests(&batch, Attempt::Retry).await.unwrap();
+    s.write_requests(&batch[60..], Attempt::Retry)
+        .await
+        .unwrap();
     let all = s.requests(&Filter::default(), None, 1000).await.unwrap();
     assert_eq!(all.len(), 70);
     let r = s.rollups(0, Grouping::All).await.unwrap();
@@ -151,7 +155,7 @@ async fn rollups_are_summed_in_the_database_per_bucket_key_or_model() {
             )
         })
         .collect();
-    s.write_requests(&rows).await.unwrap();
+    s.write_requests(&rows, Attempt::First).await.unwrap();
     assert_eq!(s.rollups(0, Grouping::All).await.unwrap().len(), 12);
     let buckets = s.rollups(0, Grouping::Bucket(2 * HOUR_MS)).await.unwrap();
     let got: Vec<(i64, i64)> = buckets.iter().map(|r| (r.hour, r.requests)).collect();
@@ -197,7 +201,7 @@ async fn pages_follow_each_other_without_gaps_or_repeats_under_filters() {
     let mut twin = row(44, "a", "m1", 200);
     twin.id = "req-0044b".into();
     rows.push(twin);
-    s.write_requests(&rows).await.unwrap();
+    s.write_requests(&rows, Attempt::First).await.unwrap();
     for (f, want) in [
         (Filter::default(), 46),
         (
@@ -260,7 +264,7 @@ async fn pages_follow_each_other_without_gaps_or_repeats_under_filters() {
 async fn pruning_deletes_rows_and_rollups_past_the_retention() {
     let (s, path) = store().await;
     let rows: Vec<LogRow> = (0..120).map(|i| row(i, "k", "m", 200)).collect();
-    s.write_requests(&rows).await.unwrap();
+    s.write_requests(&rows, Attempt::First).await.unwrap();
     assert_eq!(s.prune_requests(11 * HOUR_MS).await.unwrap(), 60);
     assert_eq!(
         s.requests(&Filter::default(), None, 1000)
@@ -328,12 +332,49 @@ async fn ui_sessions_expire_and_end() {
 
 #[test]
 fn inserts_number_postgresql_placeholders_and_leave_sqlites_anonymous() {
-    let pg = insert_sql(2, false);
+    let pg = insert_sql(2, false, Attempt::Retry);
     assert!(pg.contains("($1, $2, "), "{pg}");
-    assert!(pg.contains("$29, $30)"), "{pg}");
-    let lite = insert_sql(2, true);
+    assert!(pg.contains("$29, $30) ON CONFLICT"), "{pg}");
+    let lite = insert_sql(2, true, Attempt::Retry);
     assert_eq!(lite.matches('?').count(), 30, "{lite}");
     assert!(!lite.contains('$'), "{lite}");
+    let first = insert_sql(2, true, Attempt::First);
+    assert!(
+        first.ends_with("?)"),
+        "a first write neither skips nor returns rows: {first}"
+    );
+}
+
+#[tokio::test]
+async fn a_first_write_meeting_a_row_already_there_fails_and_its_retry_counts_each_row_once() {
+    let (s, path) = store().await;
+    let rows: Vec<LogRow> = (0..30).map(|i| row(i, "k", "m", 200)).collect();
+    // As if an earlier write of the first ten had committed and its answer been lost.
+    s.write_requests(&rows[..10], Attempt::First).await.unwrap();
+    let b = RequestLogBuffer::bounded(BATCH);
+    for r in &rows {
+        b.push(r.clone());
+    }
+    assert!(b.flush(&s).await.is_err(), "a plain INSERT meets the ten");
+    assert_eq!(b.len(), 30, "the batch went back");
+    let r = s.rollups(0, Grouping::All).await.unwrap();
+    assert_eq!(r[0].requests, 10, "the failed write changed nothing");
+    assert_eq!(b.flush(&s).await.unwrap(), 30);
+    assert_eq!(
+        s.requests(&Filter::default(), None, 100)
+            .await
+            .unwrap()
+            .len(),
+        30
+    );
+    let r = s.rollups(0, Grouping::All).await.unwrap();
+    assert_eq!(r[0].requests, 30, "each row counted once");
+    // Rows pushed after the retry are first writes again.
+    b.push(row(30, "k", "m", 200));
+    assert_eq!(b.flush(&s).await.unwrap(), 1);
+    let r = s.rollups(0, Grouping::All).await.unwrap();
+    assert_eq!(r[0].requests, 31);
+    remove_db(&path);
 }
 
 #[tokio::test]

@@ -143,10 +143,8 @@ impl Door for Responses {
             Some(&ending),
             request.options.include_trace,
         );
-        let mut body = Vec::with_capacity(1024);
-        response.write(&mut body);
         Ok(Completed {
-            body,
+            body: response.to_json(),
             outcome: ending.outcome,
         })
     }

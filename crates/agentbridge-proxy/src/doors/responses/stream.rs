@@ -133,7 +133,7 @@ fn emit<T: Serialize>(out: &mut Vec<u8>, seq: &mut u64, kind: &str, body: T) {
 }
 
 /// A lifecycle event (`response.created`, ...): `{type, sequence_number, response}`, the
-/// response object already written as JSON ([`super::types::ResponseObject::write`]).
+/// response object already written as JSON ([`super::types::ResponseObject::to_json`]).
 /// `kind` is one of the format's event names, written as is (plain ASCII, nothing to escape).
 fn emit_response(out: &mut Vec<u8>, seq: &mut u64, kind: &'static str, response: &[u8]) {
     write_event_with(out, Some(kind), |out| {
@@ -164,7 +164,6 @@ impl EventWriter {
 
     /// The response object as `ending` leaves it (in progress for `None`), as JSON.
     fn response(&self, ending: Option<&Ending>) -> Vec<u8> {
-        let mut json = Vec::with_capacity(1024);
         self.builder
             .response(
                 &self.meta,
@@ -173,8 +172,7 @@ impl EventWriter {
                 ending,
                 self.include_trace,
             )
-            .write(&mut json);
-        json
+            .to_json()
     }
 
     fn start(&mut self, out: &mut Vec<u8>) {
@@ -373,9 +371,7 @@ impl SseEncoder for EventWriter {
                 .response(&self.meta, &self.ctx.echo, &self.session_id, None, false);
         response.status = "failed";
         response.error = Some(json!({"code": code, "message": e.to_string()}));
-        let mut json = Vec::with_capacity(1024);
-        response.write(&mut json);
-        emit_response(out, &mut self.seq, "response.failed", &json);
+        emit_response(out, &mut self.seq, "response.failed", &response.to_json());
         emit(
             out,
             &mut self.seq,

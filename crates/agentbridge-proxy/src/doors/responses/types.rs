@@ -148,7 +148,7 @@ const ECHOED: [(&str, &str); 13] = [
     ("user", "null"),
 ];
 
-/// The request fields every response object of a request repeats ([`ECHOED`]), written once
+/// The request fields every response object of a request repeats (`ECHOED`), written once
 /// per request as JSON object members (`"instructions":null,...`): a stream repeats them in
 /// three events, and copying them is cheaper than writing them each time.
 #[derive(Debug, Clone, Default)]
@@ -178,7 +178,8 @@ impl Echo {
         Self { members }
     }
 
-    /// The fields as a JSON object.
+    /// The fields as a JSON object (for tests).
+    #[cfg(test)]
     pub fn to_map(&self) -> Map<String, Value> {
         let mut object = Vec::with_capacity(self.members.len() + 2);
         object.push(b'{');
@@ -217,18 +218,20 @@ pub struct ResponseObject<'a> {
     /// Files the agent produced.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub files: &'a [OutputFile],
-    /// The request's echoed fields, written after the others by [`ResponseObject::write`].
+    /// The request's echoed fields, written after the others by [`ResponseObject::to_json`].
     #[serde(skip)]
     pub echo: &'a Echo,
 }
 
 impl ResponseObject<'_> {
-    /// Appends the object as JSON: its own fields, then the echoed ones. (The derived
-    /// `Serialize` writes only the former: always write a response with this.)
-    pub fn write(&self, out: &mut Vec<u8>) {
-        if serde_json::to_writer(&mut *out, self).is_err() {
+    /// The object as JSON: its own fields, then the echoed ones. (The derived `Serialize`
+    /// writes only the former: always write a response with this.)
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1024);
+        if serde_json::to_writer(&mut out, self).is_err() {
+            out.clear();
             out.extend_from_slice(b"{}");
-            return;
+            return out;
         }
         if !self.echo.members.is_empty() {
             // The object ends in `}` and has members: insert `,` + the echoed ones.
@@ -237,6 +240,7 @@ impl ResponseObject<'_> {
             out.extend_from_slice(&self.echo.members);
             out.push(b'}');
         }
+        out
     }
 }
 

@@ -8,9 +8,9 @@
 //! `response.failed` (the response with its `error`) followed by an `error` event.
 
 use super::Ctx;
-use super::types::{Builder, OutputItem, OutputText, UrlCitation};
+use super::types::{Builder, OutputItem, UrlCitation};
 use crate::doors::AnswerMeta;
-use crate::sse::{SseEncoder, write_event, write_event_with};
+use crate::sse::{SseEncoder, write_event_with};
 use agentbridge::Error;
 use agentbridge::canonical::{Ending, Finish, Piece};
 use serde::Serialize;
@@ -26,24 +26,8 @@ pub struct EventWriter {
     include_trace: bool,
     seq: u64,
     started: bool,
-}
-
-#[derive(Serialize)]
-struct Event<'a, T: Serialize> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    sequence_number: u64,
-    #[serde(flatten)]
-    body: T,
-}
-
-#[derive(Serialize)]
-struct TextDelta<'a> {
-    item_id: &'a str,
-    output_index: usize,
-    content_index: usize,
-    delta: &'a str,
-    logprobs: [(); 0],
+    /// The open message's index and [`locator`].
+    locator: Option<(usize, Vec<u8>)>,
 }
 
 // The events' bodies, borrowed from the builder and serialised straight into the output
@@ -53,17 +37,6 @@ struct TextDelta<'a> {
 struct Item<T: Serialize> {
     output_index: usize,
     item: T,
-}
-
-/// A message item as `response.output_item.added` announces it: no content yet.
-#[derive(Serialize)]
-struct OpenedMessage<'a> {
-    id: &'a str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    status: &'static str,
-    role: &'static str,
-    content: [(); 0],
 }
 
 /// A function call item as `response.output_item.added` announces it: no arguments yet.
@@ -76,23 +49,6 @@ struct OpenedCall<'a> {
     call_id: &'a str,
     name: &'a str,
     arguments: &'static str,
-}
-
-#[derive(Serialize)]
-struct Part<'a, P: Serialize> {
-    item_id: &'a str,
-    output_index: usize,
-    content_index: usize,
-    part: P,
-}
-
-#[derive(Serialize)]
-struct TextDone<'a> {
-    item_id: &'a str,
-    output_index: usize,
-    content_index: usize,
-    text: &'a str,
-    logprobs: [(); 0],
 }
 
 #[derive(Serialize)]
@@ -119,33 +75,80 @@ struct ArgumentsDone<'a> {
     arguments: &'a str,
 }
 
-fn emit<T: Serialize>(out: &mut Vec<u8>, seq: &mut u64, kind: &str, body: T) {
-    write_event(
-        out,
-        Some(kind),
-        &Event {
-            kind,
-            sequence_number: *seq,
-            body,
-        },
-    );
+/// Appends JSON `value` (a string, a number: what always serialises).
+fn json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
+/// Appends the start of an event's data, `{"type":"{kind}","sequence_number":{seq}`, and
+/// counts the event. `kind` is one of the format's event names: plain ASCII, nothing to
+/// escape. The event's other members follow, each after a `,`.
+fn open_event(out: &mut Vec<u8>, seq: &mut u64, kind: &str) {
+    out.extend_from_slice(br#"{"type":""#);
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(br#"","sequence_number":"#);
+    json(out, seq);
     *seq += 1;
+}
+
+/// An event whose other members are `body`'s fields (a struct serialising as an object).
+fn emit<T: Serialize>(out: &mut Vec<u8>, seq: &mut u64, kind: &str, body: T) {
+    write_event_with(out, Some(kind), |out| {
+        open_event(out, seq, kind);
+        let start = out.len();
+        match serde_json::to_writer(&mut *out, &body) {
+            // `{"a":1}` continues the event as `,"a":1}`.
+            Ok(()) if out.len() - start > 2 => out[start] = b',',
+            _ => {
+                out.truncate(start);
+                out.push(b'}');
+            }
+        }
+    });
 }
 
 /// A lifecycle event (`response.created`, ...): `{type, sequence_number, response}`, the
 /// response object already written as JSON ([`super::types::ResponseObject::to_json`]).
-/// `kind` is one of the format's event names, written as is (plain ASCII, nothing to escape).
 fn emit_response(out: &mut Vec<u8>, seq: &mut u64, kind: &'static str, response: &[u8]) {
     write_event_with(out, Some(kind), |out| {
-        use std::io::Write;
-        let _ = write!(
-            out,
-            r#"{{"type":"{kind}","sequence_number":{seq},"response":"#
-        );
+        open_event(out, seq, kind);
+        out.extend_from_slice(br#","response":"#);
         out.extend_from_slice(response);
         out.push(b'}');
     });
-    *seq += 1;
+}
+
+/// The members that place a content event in its message,
+/// `"item_id":"msg_...","output_index":I,"content_index":0`: written once per message (its
+/// id escaped once) and copied into each of the message's content events, the deltas
+/// above all.
+fn locator(id: &str, output_index: usize) -> Vec<u8> {
+    let mut l = Vec::with_capacity(id.len() + 48);
+    l.extend_from_slice(br#""item_id":"#);
+    json(&mut l, id);
+    l.extend_from_slice(br#","output_index":"#);
+    json(&mut l, &output_index);
+    l.extend_from_slice(br#","content_index":0"#);
+    l
+}
+
+/// A content event of a message: its start, `locator`, then the members `rest` writes
+/// (after a `,`).
+fn emit_content(
+    out: &mut Vec<u8>,
+    seq: &mut u64,
+    kind: &str,
+    locator: &[u8],
+    rest: impl FnOnce(&mut Vec<u8>),
+) {
+    write_event_with(out, Some(kind), |out| {
+        open_event(out, seq, kind);
+        out.push(b',');
+        out.extend_from_slice(locator);
+        out.push(b',');
+        rest(out);
+        out.push(b'}');
+    });
 }
 
 impl EventWriter {
@@ -159,6 +162,7 @@ impl EventWriter {
             include_trace,
             seq: 0,
             started: false,
+            locator: None,
         }
     }
 
@@ -185,34 +189,41 @@ impl EventWriter {
         }
     }
 
+    /// Keeps the [`locator`] of message `i` (the open message) in `self.locator`.
+    fn locate(&mut self, i: usize) {
+        if self.locator.as_ref().is_none_or(|(at, _)| *at != i) {
+            self.locator = Some((i, locator(self.builder.item_id(i), i)));
+        }
+    }
+
     /// The open message's index, announcing it if it is new.
     fn message(&mut self, out: &mut Vec<u8>) -> usize {
         let (i, opened) = self.builder.message();
         if opened {
-            let id = self.builder.item_id(i);
-            let item = OpenedMessage {
-                id,
-                kind: "message",
-                status: "in_progress",
-                role: "assistant",
-                content: [],
-            };
-            emit(
+            let kind = "response.output_item.added";
+            write_event_with(out, Some(kind), |out| {
+                open_event(out, &mut self.seq, kind);
+                out.extend_from_slice(br#","output_index":"#);
+                json(out, &i);
+                out.extend_from_slice(br#","item":{"id":"#);
+                json(out, self.builder.item_id(i));
+                out.extend_from_slice(
+                    br#","type":"message","status":"in_progress","role":"assistant","content":[]}}"#,
+                );
+            });
+            self.locate(i);
+            let locator = self.locator.as_ref().map_or(&[][..], |(_, l)| l);
+            emit_content(
                 out,
                 &mut self.seq,
-                "response.output_item.added",
-                Item {
-                    output_index: i,
-                    item,
+                "response.content_part.added",
+                locator,
+                |out| {
+                    out.extend_from_slice(
+                        br#""part":{"type":"output_text","text":"","annotations":[],"logprobs":[]}"#,
+                    )
                 },
             );
-            let part = Part {
-                item_id: id,
-                output_index: i,
-                content_index: 0,
-                part: OutputText::new(),
-            };
-            emit(out, &mut self.seq, "response.content_part.added", part);
         }
         i
     }
@@ -222,26 +233,39 @@ impl EventWriter {
         let Some(i) = self.builder.close() else {
             return;
         };
-        let Some(item @ OutputItem::Message { id, content, .. }) = self.builder.output.get(i)
-        else {
+        self.locate(i);
+        let locator = self.locator.take().map(|(_, l)| l).unwrap_or_default();
+        let Some(item @ OutputItem::Message { content, .. }) = self.builder.output.get(i) else {
             return;
         };
         if let Some(part) = content.first() {
-            let done = TextDone {
-                item_id: id,
-                output_index: i,
-                content_index: 0,
-                text: &part.text,
-                logprobs: [],
-            };
-            emit(out, &mut self.seq, "response.output_text.done", done);
-            let done = Part {
-                item_id: id,
-                output_index: i,
-                content_index: 0,
-                part,
-            };
-            emit(out, &mut self.seq, "response.content_part.done", done);
+            // The text, escaped once for the two events that repeat it.
+            let mut text = Vec::with_capacity(part.text.len() + 2);
+            json(&mut text, part.text.as_str());
+            emit_content(
+                out,
+                &mut self.seq,
+                "response.output_text.done",
+                &locator,
+                |out| {
+                    out.extend_from_slice(br#""text":"#);
+                    out.extend_from_slice(&text);
+                    out.extend_from_slice(br#","logprobs":[]"#);
+                },
+            );
+            emit_content(
+                out,
+                &mut self.seq,
+                "response.content_part.done",
+                &locator,
+                |out| {
+                    out.extend_from_slice(br#""part":{"type":"output_text","text":"#);
+                    out.extend_from_slice(&text);
+                    out.extend_from_slice(br#","annotations":"#);
+                    json(out, &part.annotations);
+                    out.extend_from_slice(br#","logprobs":[]}"#);
+                },
+            );
         }
         let done = Item {
             output_index: i,
@@ -258,14 +282,19 @@ impl SseEncoder for EventWriter {
             Piece::Text(t) => {
                 let i = self.message(out);
                 self.builder.text(&t);
-                let delta = TextDelta {
-                    item_id: self.builder.item_id(i),
-                    output_index: i,
-                    content_index: 0,
-                    delta: &t,
-                    logprobs: [],
-                };
-                emit(out, &mut self.seq, "response.output_text.delta", delta);
+                self.locate(i);
+                let locator = self.locator.as_ref().map_or(&[][..], |(_, l)| l);
+                emit_content(
+                    out,
+                    &mut self.seq,
+                    "response.output_text.delta",
+                    locator,
+                    |out| {
+                        out.extend_from_slice(br#""delta":"#);
+                        json(out, t.as_str());
+                        out.extend_from_slice(br#","logprobs":[]"#);
+                    },
+                );
             }
             Piece::Citations { annotations, .. } => {
                 let i = self.message(out);

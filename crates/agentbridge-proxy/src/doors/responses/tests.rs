@@ -399,3 +399,85 @@ fn streams_follow_the_documented_sequence() {
     assert_eq!(ev[n - 1].1["code"], "upstream_timeout");
     assert_eq!(ev[n - 1].1["sequence_number"], n - 1);
 }
+
+/// A message's events in full, with text that needs escaping (the text path writes its
+/// events from pieces of JSON made once per message: every member must still be there,
+/// once, with the value the format gives it).
+#[test]
+fn a_message_s_events_carry_every_member() {
+    let req = AgentRequest::new(vec![]);
+    let mut w = Responses::encoder(Ctx::default(), meta(), &req, "sess-1");
+    let mut out = Vec::new();
+    let (a, b) = ("Say \"hi\"\n\\ ", "caf\u{e9} \u{1}\u{2028}");
+    for p in [
+        Piece::Text(a.into()),
+        citation(),
+        Piece::Text(b.into()),
+        end(Finish::Stop, true),
+    ] {
+        w.piece(p, &mut out);
+    }
+    let ev = events(&out);
+    let id = ev[2].1["item"]["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("msg_"), "{id}");
+    let text = format!("{a}{b}");
+    let annotation = json!({"type": "url_citation", "url": "s3://b/doc.pdf", "title": "doc.pdf",
+        "start_index": 0, "end_index": 2});
+    let at = |n: usize| json!({"item_id": id, "output_index": 0, "content_index": 0, "sequence_number": n});
+    let with = |n: usize, kind: &str, more: Value| {
+        let mut v = at(n);
+        v["type"] = json!(kind);
+        for (k, x) in more.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        v
+    };
+    let want = [
+        json!({"type": "response.output_item.added", "sequence_number": 2, "output_index": 0,
+            "item": {"id": id, "type": "message", "status": "in_progress", "role": "assistant",
+                "content": []}}),
+        with(
+            3,
+            "response.content_part.added",
+            json!({"part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}}),
+        ),
+        with(
+            4,
+            "response.output_text.delta",
+            json!({"delta": a, "logprobs": []}),
+        ),
+        with(
+            5,
+            "response.output_text.annotation.added",
+            json!({"annotation_index": 0, "annotation": annotation}),
+        ),
+        with(
+            6,
+            "response.output_text.delta",
+            json!({"delta": b, "logprobs": []}),
+        ),
+        with(
+            7,
+            "response.output_text.done",
+            json!({"text": text, "logprobs": []}),
+        ),
+        with(
+            8,
+            "response.content_part.done",
+            json!({"part": {"type": "output_text", "text": text, "annotations": [annotation],
+                "logprobs": []}}),
+        ),
+        json!({"type": "response.output_item.done", "sequence_number": 9, "output_index": 0,
+            "item": {"id": id, "type": "message", "status": "completed", "role": "assistant",
+                "content": [{"type": "output_text", "text": text, "annotations": [annotation],
+                    "logprobs": []}]}}),
+    ];
+    for (k, want) in want.iter().enumerate() {
+        let (name, got) = &ev[k + 2];
+        assert_eq!(got, want, "event {name}");
+        assert_eq!(name, want["type"].as_str().unwrap());
+    }
+    assert_eq!(ev[10].0, "response.completed");
+    assert_eq!(ev[10].1["response"]["output"][0], want[7]["item"]);
+    assert_eq!(ev.len(), 11);
+}

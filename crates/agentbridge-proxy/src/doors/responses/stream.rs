@@ -52,15 +52,6 @@ struct OpenedCall<'a> {
 }
 
 #[derive(Serialize)]
-struct AnnotationAdded<'a> {
-    item_id: &'a str,
-    output_index: usize,
-    content_index: usize,
-    annotation_index: usize,
-    annotation: UrlCitation,
-}
-
-#[derive(Serialize)]
 struct ArgumentsDelta<'a> {
     item_id: &'a str,
     output_index: usize,
@@ -75,7 +66,8 @@ struct ArgumentsDone<'a> {
     arguments: &'a str,
 }
 
-/// Appends JSON `value` (a string, a number: what always serialises).
+/// Appends `value` as JSON: strings, numbers and plain structs of them, whose serialisation
+/// into a `Vec` cannot fail.
 fn json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     let _ = serde_json::to_writer(&mut *out, value);
 }
@@ -301,20 +293,20 @@ impl SseEncoder for EventWriter {
                 let added: Vec<UrlCitation> =
                     annotations.iter().cloned().map(UrlCitation::from).collect();
                 let first = self.builder.annotations(annotations);
-                let id = self.builder.item_id(i);
-                for (k, annotation) in added.into_iter().enumerate() {
-                    let event = AnnotationAdded {
-                        item_id: id,
-                        output_index: i,
-                        content_index: 0,
-                        annotation_index: first + k,
-                        annotation,
-                    };
-                    emit(
+                self.locate(i);
+                let locator = self.locator.as_ref().map_or(&[][..], |(_, l)| l);
+                for (k, annotation) in added.iter().enumerate() {
+                    emit_content(
                         out,
                         &mut self.seq,
                         "response.output_text.annotation.added",
-                        event,
+                        locator,
+                        |out| {
+                            out.extend_from_slice(br#""annotation_index":"#);
+                            json(out, &(first + k));
+                            out.extend_from_slice(br#","annotation":"#);
+                            json(out, annotation);
+                        },
                     );
                 }
             }

@@ -181,11 +181,14 @@ impl EventWriter {
         }
     }
 
-    /// Keeps the [`locator`] of message `i` (the open message) in `self.locator`.
-    fn locate(&mut self, i: usize) {
+    /// The event counter and the [`locator`] of message `i` (the open message, whose locator
+    /// is kept), for its content events.
+    fn located(&mut self, i: usize) -> (&mut u64, &[u8]) {
         if self.locator.as_ref().is_none_or(|(at, _)| *at != i) {
             self.locator = Some((i, locator(self.builder.item_id(i), i)));
         }
+        let locator = self.locator.as_ref().map_or(&[][..], |(_, l)| l.as_slice());
+        (&mut self.seq, locator)
     }
 
     /// The open message's index, announcing it if it is new.
@@ -203,19 +206,12 @@ impl EventWriter {
                     br#","type":"message","status":"in_progress","role":"assistant","content":[]}}"#,
                 );
             });
-            self.locate(i);
-            let locator = self.locator.as_ref().map_or(&[][..], |(_, l)| l);
-            emit_content(
-                out,
-                &mut self.seq,
-                "response.content_part.added",
-                locator,
-                |out| {
-                    out.extend_from_slice(
-                        br#""part":{"type":"output_text","text":"","annotations":[],"logprobs":[]}"#,
-                    )
-                },
-            );
+            let (seq, locator) = self.located(i);
+            emit_content(out, seq, "response.content_part.added", locator, |out| {
+                out.extend_from_slice(
+                    br#""part":{"type":"output_text","text":"","annotations":[],"logprobs":[]}"#,
+                )
+            });
         }
         i
     }
@@ -225,8 +221,10 @@ impl EventWriter {
         let Some(i) = self.builder.close() else {
             return;
         };
-        self.locate(i);
-        let locator = self.locator.take().map(|(_, l)| l).unwrap_or_default();
+        let locator = match self.locator.take() {
+            Some((at, l)) if at == i => l,
+            _ => locator(self.builder.item_id(i), i),
+        };
         let Some(item @ OutputItem::Message { content, .. }) = self.builder.output.get(i) else {
             return;
         };
@@ -274,31 +272,23 @@ impl SseEncoder for EventWriter {
             Piece::Text(t) => {
                 let i = self.message(out);
                 self.builder.text(&t);
-                self.locate(i);
-                let locator = self.locator.as_ref().map_or(&[][..], |(_, l)| l);
-                emit_content(
-                    out,
-                    &mut self.seq,
-                    "response.output_text.delta",
-                    locator,
-                    |out| {
-                        out.extend_from_slice(br#""delta":"#);
-                        json(out, t.as_str());
-                        out.extend_from_slice(br#","logprobs":[]"#);
-                    },
-                );
+                let (seq, locator) = self.located(i);
+                emit_content(out, seq, "response.output_text.delta", locator, |out| {
+                    out.extend_from_slice(br#""delta":"#);
+                    json(out, t.as_str());
+                    out.extend_from_slice(br#","logprobs":[]"#);
+                });
             }
             Piece::Citations { annotations, .. } => {
                 let i = self.message(out);
                 let added: Vec<UrlCitation> =
                     annotations.iter().cloned().map(UrlCitation::from).collect();
                 let first = self.builder.annotations(annotations);
-                self.locate(i);
-                let locator = self.locator.as_ref().map_or(&[][..], |(_, l)| l);
+                let (seq, locator) = self.located(i);
                 for (k, annotation) in added.iter().enumerate() {
                     emit_content(
                         out,
-                        &mut self.seq,
+                        seq,
                         "response.output_text.annotation.added",
                         locator,
                         |out| {

@@ -303,6 +303,30 @@ async fn the_buffer_drops_its_oldest_rows_when_full_and_writes_the_rest() {
     remove_db(&path);
 }
 
+#[test]
+fn a_flush_takes_only_the_rows_buffered_when_it_began() {
+    let b = RequestLogBuffer::default();
+    for i in 0..(BATCH as i64 + 3) {
+        b.push(row(i, "k", "m", 200));
+    }
+    let mut left = b.len();
+    let (first, how) = b.take_batch(&mut left).unwrap();
+    assert_eq!((first.len(), how), (BATCH, Attempt::First));
+    // Rows that finish while the first batch is written.
+    for i in 0..10 {
+        b.push(row(1000 + i, "k", "m", 200));
+    }
+    let (second, _) = b.take_batch(&mut left).unwrap();
+    assert_eq!(
+        second.len(),
+        3,
+        "the rest of what was there, not the newcomers"
+    );
+    assert_eq!(second[2].id, format!("req-{:04}", BATCH + 2));
+    assert!(b.take_batch(&mut left).is_none());
+    assert_eq!(b.len(), 10, "the newcomers wait for the next flush");
+}
+
 #[tokio::test]
 async fn ui_sessions_expire_and_end() {
     use crate::keys::ui_sessions::UiSession;

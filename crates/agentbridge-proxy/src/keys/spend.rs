@@ -71,9 +71,11 @@ impl SpendBuffer {
         self.len() >= MAX_BUFFERED
     }
 
-    /// Writes the buffer, batch by batch, oldest first; `written` is told each batch's spend
-    /// per key once it is committed. Returns the number of calls written, or the error that
-    /// stopped the writing (what was not written stays buffered).
+    /// Writes the calls buffered when it starts, batch by batch, oldest first; calls charged
+    /// meanwhile wait for the next flush (chasing them would write ever smaller transactions,
+    /// as [`super::request_log::RequestLogBuffer::flush`] says). `written` is told each
+    /// batch's spend per key once it is committed. Returns the number of calls written, or
+    /// the error that stopped the writing (what was not written stays buffered).
     pub async fn flush(
         &self,
         store: &Store,
@@ -81,13 +83,21 @@ impl SpendBuffer {
     ) -> Result<usize, (usize, sqlx::Error)> {
         let _one = self.writer.lock().await;
         let mut total = 0;
+        let mut left = self.len();
         loop {
             // Only this writer removes logs, and pushes go to the back: the front `n` logs
             // stay the same while the batch is written.
-            let batch: Vec<SpendLog> = self.pending().logs.iter().take(BATCH).cloned().collect();
+            let batch: Vec<SpendLog> = self
+                .pending()
+                .logs
+                .iter()
+                .take(BATCH.min(left))
+                .cloned()
+                .collect();
             if batch.is_empty() {
                 return Ok(total);
             }
+            left -= batch.len();
             store.record(&batch).await.map_err(|e| (total, e))?;
             let mut amounts: HashMap<String, (f64, usize)> = HashMap::new();
             for l in &batch {
@@ -197,6 +207,32 @@ mod tests {
         );
         assert!(buffer.is_empty() && buffer.of("t") == 0.0);
         assert_eq!(spend_of(&store, "t").await, (2 * BATCH + 7) as f64 * 0.25);
+        crate::keys::store::remove_db(&path);
+    }
+
+    #[tokio::test]
+    async fn calls_charged_during_a_flush_wait_for_the_next_one() {
+        let (store, path) = store_with_key("t").await;
+        let buffer = SpendBuffer::default();
+        for i in 0..(BATCH + 3) {
+            buffer.push(log(i, "t"));
+        }
+        // Two calls are charged while each batch is written.
+        let mut next = BATCH + 3;
+        let n = buffer
+            .flush(&store, |_| {
+                for _ in 0..2 {
+                    buffer.push(log(next, "t"));
+                    next += 1;
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, BATCH + 3, "only what was buffered when the flush began");
+        assert_eq!(buffer.len(), 4);
+        assert_eq!(buffer.of("t"), 1.0);
+        assert_eq!(buffer.flush(&store, |_| {}).await.unwrap(), 4);
+        assert_eq!(spend_of(&store, "t").await, (BATCH + 7) as f64 * 0.25);
         crate::keys::store::remove_db(&path);
     }
 

@@ -342,6 +342,11 @@ async fn run_proxy(args: ProxyArgs, logs: Logs) -> Result<(), AnyError> {
     for (name, target) in &names {
         println!("  model {name:<24} -> {target}");
     }
+    if cfg!(debug_assertions) {
+        println!(
+            "NOTE: a development build, for trying the gateway: build with --release for a server or a benchmark."
+        );
+    }
     if !has_key {
         println!(
             "WARNING: no general_settings.master_key: the API accepts any caller. {}",

@@ -96,10 +96,9 @@ const TICK: Duration = Duration::from_secs(1);
 /// Keeps a timer due within [`TICK`] on the worker's runtime, so that the timers a request
 /// arms (hyper's header-read timer after each response, the upstream and stream timeouts,
 /// all seconds away) are never the earliest one. Tokio's timer driver wakes its own thread
-/// (an eventfd write, then an extra `epoll_wait`) whenever a timer is armed earlier than the
-/// wake-up it last planned; without this, the header-read timer did that once per request:
-/// two system calls of the worker's eight per request at concurrency 1. An idle worker
-/// wakes once a second instead.
+/// (an eventfd write) whenever a timer is armed earlier than the wake-up it last planned;
+/// without this, the header-read timer did that once per request, a seventh of the worker's
+/// system calls at concurrency 1. An idle worker wakes once a second instead.
 async fn tick() {
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

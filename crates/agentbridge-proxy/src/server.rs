@@ -57,7 +57,8 @@ async fn work(
     opts: ServeOptions,
 ) -> bool {
     let graceful = GracefulShutdown::new();
-    let ticker = tokio::spawn(tick());
+    // Ends with the worker's runtime.
+    tokio::spawn(tick());
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -83,11 +84,9 @@ async fn work(
             }
         });
     }
-    let finished = tokio::time::timeout(opts.shutdown_grace, graceful.shutdown())
+    tokio::time::timeout(opts.shutdown_grace, graceful.shutdown())
         .await
-        .is_ok();
-    ticker.abort();
-    finished
+        .is_ok()
 }
 
 /// How often a worker's runtime wakes up on its own: see [`tick`].

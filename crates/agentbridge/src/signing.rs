@@ -12,6 +12,7 @@ use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -126,12 +127,28 @@ fn amz_date(secs: u64) -> Result<String> {
     Ok(t.format("%Y%m%dT%H%M%SZ").to_string())
 }
 
-/// Lower-case hex of a SHA-256 digest.
-fn sha256_hex(data: &[u8]) -> String {
-    let mut out = [0u8; 64];
-    // A 32-byte digest always fits 64 hex digits.
-    let _ = hex::encode_to_slice(Sha256::digest(data), &mut out);
-    String::from_utf8(out.to_vec()).unwrap_or_default()
+/// Lower-case hex of a 32-byte digest, appended to `out`.
+fn push_hex(out: &mut String, digest: &[u8]) {
+    let mut hex = [0u8; 64];
+    // A 32-byte digest always fits 64 hex digits, which are ASCII.
+    if hex::encode_to_slice(digest, &mut hex).is_ok()
+        && let Ok(text) = std::str::from_utf8(&hex[..digest.len() * 2])
+    {
+        out.push_str(text);
+    }
+}
+
+/// The signature: lower-case hex of HMAC-SHA256(signing key, string to sign), as
+/// `aws_sigv4::sign::v4::calculate_signature` computes it, without its character-by-character
+/// hex string (the tests compare the two).
+fn signature(key: &[u8], string_to_sign: &[u8], out: &mut String) {
+    // HMAC takes a key of any length: `new_from_slice` cannot fail for it.
+    if let Ok(mac) = Hmac::<Sha256>::new_from_slice(key) {
+        push_hex(
+            out,
+            &mac.chain_update(string_to_sign).finalize().into_bytes(),
+        );
+    }
 }
 
 /// Whether a header value is signed as-is (SigV4 trims values and collapses inner spaces).
@@ -244,22 +261,40 @@ impl InvokeSigner {
         if let Some(a) = req.source_arn {
             let _ = writeln!(creq, "x-amz-source-arn:{a}");
         }
-        let _ = write!(creq, "\n{signed_headers}\n{}", sha256_hex(req.body));
-        let scope = format!("{date}/{region}/{SIGNING_NAME}/aws4_request");
-        let string_to_sign = format!(
-            "AWS4-HMAC-SHA256\n{date_time}\n{scope}\n{}",
-            sha256_hex(creq.as_bytes())
-        );
+        creq.push('\n');
+        creq.push_str(&signed_headers);
+        creq.push('\n');
+        push_hex(&mut creq, &Sha256::digest(req.body));
+        let scope_len = date.len() + region.len() + SIGNING_NAME.len() + 15;
+        let mut string_to_sign = String::with_capacity(64 + date_time.len() + scope_len + 64);
+        string_to_sign.push_str("AWS4-HMAC-SHA256\n");
+        string_to_sign.push_str(&date_time);
+        string_to_sign.push('\n');
+        let scope_at = string_to_sign.len();
+        for part in [date, "/", region, "/", SIGNING_NAME, "/aws4_request"] {
+            string_to_sign.push_str(part);
+        }
+        let scope = scope_at..string_to_sign.len();
+        string_to_sign.push('\n');
+        push_hex(&mut string_to_sign, &Sha256::digest(creq.as_bytes()));
         let key = self.signing_key(creds, date, region, time);
-        let signature = v4::calculate_signature(&key.key, string_to_sign.as_bytes());
+        let access_key = creds.access_key_id();
+        let mut authorization =
+            String::with_capacity(64 + access_key.len() + scope_len + signed_headers.len() + 64);
+        for part in [
+            "AWS4-HMAC-SHA256 Credential=",
+            access_key,
+            "/",
+            &string_to_sign[scope],
+            ", SignedHeaders=",
+            &signed_headers,
+            ", Signature=",
+        ] {
+            authorization.push_str(part);
+        }
+        signature(&key.key, string_to_sign.as_bytes(), &mut authorization);
         let mut out = Vec::with_capacity(3);
-        out.push((
-            "authorization",
-            format!(
-                "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
-                creds.access_key_id()
-            ),
-        ));
+        out.push(("authorization", authorization));
         out.push(("x-amz-date", date_time.to_string()));
         if let Some(t) = token {
             out.push(("x-amz-security-token", t.to_string()));
@@ -300,6 +335,15 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::time::Duration;
+
+    proptest! {
+        #[test]
+        fn signature_is_aws_sigv4s(key in proptest::collection::vec(any::<u8>(), 0..80), text in ".{0,300}") {
+            let mut ours = String::from("prefix ");
+            signature(&key, text.as_bytes(), &mut ours);
+            prop_assert_eq!(ours, format!("prefix {}", v4::calculate_signature(&key, text.as_bytes())));
+        }
+    }
 
     /// What `aws-sigv4`'s general signer produces for the same request.
     fn reference(

@@ -61,7 +61,9 @@ fn parse(
 #[derive(Debug)]
 pub struct BedrockAgent {
     /// The agent and alias.
-    pub agent: AgentModel,
+    agent: AgentModel,
+    /// `agent` as a model string, made once (logs and metrics ask for it per request).
+    model: String,
     signer: InvokeSigner,
 }
 
@@ -69,9 +71,15 @@ impl BedrockAgent {
     /// The target for `agent`.
     pub fn new(agent: AgentModel) -> Self {
         Self {
+            model: agent.to_string(),
             agent,
             signer: InvokeSigner::new(),
         }
+    }
+
+    /// The agent and alias.
+    pub fn agent(&self) -> &AgentModel {
+        &self.agent
     }
 
     /// Sends InvokeAgent (retrying what is safe) and returns the agent's events and the
@@ -140,7 +148,7 @@ impl Target for BedrockAgent {
     }
 
     fn model(&self) -> String {
-        self.agent.to_string()
+        self.model.clone()
     }
 
     fn default_endpoint(&self, region: &str) -> String {
@@ -178,45 +186,55 @@ pub fn answer(
 
 /// Events -> pieces: each event's pieces as it comes, then the end.
 pub fn pieces(state: AnswerState, events: EventStream) -> PieceStream {
-    struct Walk {
-        state: AnswerState,
-        events: EventStream,
-        ready: std::vec::IntoIter<Piece>,
-        ended: bool,
-    }
-    let walk = Walk {
+    Box::pin(Walk {
         state,
         events,
         ready: Vec::new().into_iter(),
         ended: false,
-    };
-    Box::pin(futures::stream::unfold(walk, |mut w| async move {
+    })
+}
+
+/// The stream [`pieces`] returns. It polls the events itself: a `stream::unfold` moved this
+/// state into a new future and back out for every piece.
+struct Walk {
+    state: AnswerState,
+    events: EventStream,
+    ready: std::vec::IntoIter<Piece>,
+    ended: bool,
+}
+
+impl Stream for Walk {
+    type Item = Result<Piece>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let w = &mut *self;
         loop {
             if let Some(p) = w.ready.next() {
-                return Some((Ok(p), w));
+                return Poll::Ready(Some(Ok(p)));
             }
             if w.ended {
-                return None;
+                return Poll::Ready(None);
             }
-            match w.events.next().await {
-                Some(Ok(event)) => match w.state.accept(event) {
+            match w.events.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(event))) => match w.state.accept(event) {
                     Ok(pieces) => w.ready = pieces.into_iter(),
                     Err(e) => {
                         w.ended = true;
-                        return Some((Err(e), w));
+                        return Poll::Ready(Some(Err(e)));
                     }
                 },
-                Some(Err(e)) => {
+                Poll::Ready(Some(Err(e))) => {
                     w.ended = true;
-                    return Some((Err(e), w));
+                    return Poll::Ready(Some(Err(e)));
                 }
-                None => {
+                Poll::Ready(None) => {
                     w.ended = true;
                     w.ready = w.state.end().into_iter();
                 }
             }
         }
-    }))
+    }
 }
 
 /// The response body as agent events: frames decoded as bytes arrive.

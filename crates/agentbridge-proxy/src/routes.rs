@@ -10,7 +10,7 @@ use agentbridge::canonical::CallContext;
 use agentbridge::params::is_deployment_param;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
@@ -97,14 +97,18 @@ pub fn refuse_deployment_params(obj: &serde_json::Map<String, Value>) -> Result<
 /// What a target may forward from the client's request: W3C trace context, and the end
 /// user's own token from the header the model's deployments name (`user_token_header`).
 pub fn call_context(headers: &HeaderMap, pool: &crate::state::Pool) -> CallContext {
-    let text = |name: &str| {
+    // Names made once: a `&str` name is parsed and validated on every lookup.
+    const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+    const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+    const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
+    fn text<K: axum::http::header::AsHeaderName>(headers: &HeaderMap, name: K) -> Option<String> {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
-    };
+    }
     let user_token = pool.user_token_header().and_then(|name| {
-        let v = text(name)?;
+        let v = text(headers, name)?;
         let token = v
             .strip_prefix("Bearer ")
             .or_else(|| v.strip_prefix("bearer "))
@@ -113,9 +117,9 @@ pub fn call_context(headers: &HeaderMap, pool: &crate::state::Pool) -> CallConte
         (!token.is_empty()).then(|| SecretString::from(token.to_string()))
     });
     CallContext {
-        traceparent: text("traceparent"),
-        tracestate: text("tracestate"),
-        baggage: text("baggage"),
+        traceparent: text(headers, TRACEPARENT),
+        tracestate: text(headers, TRACESTATE),
+        baggage: text(headers, BAGGAGE),
         user_token,
     }
 }

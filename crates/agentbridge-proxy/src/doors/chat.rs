@@ -73,10 +73,20 @@ impl Door for Chat {
 
 fn response_meta(meta: AnswerMeta) -> ResponseMeta {
     ResponseMeta {
-        id: format!("chatcmpl-{}", meta.request_id.replace('-', "")),
+        id: completion_id(&meta.request_id),
         created: meta.created,
         model: meta.model,
     }
+}
+
+/// `chatcmpl-` and the request id without its hyphens (OpenAI's ids have none).
+fn completion_id(request_id: &str) -> String {
+    let mut id = String::with_capacity(9 + request_id.len());
+    id.push_str("chatcmpl-");
+    for part in request_id.split('-') {
+        id.push_str(part);
+    }
+    id
 }
 
 /// Writes chunks as `data:` events.
@@ -155,6 +165,17 @@ fn parse_chat_naming_faults(bytes: &[u8]) -> Result<ChatRequest> {
 mod tests {
     use super::*;
     use axum::http::StatusCode;
+
+    #[test]
+    fn completion_ids_are_the_request_id_without_hyphens() {
+        let request_id = uuid::Uuid::new_v4();
+        assert_eq!(
+            completion_id(&request_id.to_string()),
+            format!("chatcmpl-{}", request_id.simple())
+        );
+        assert_eq!(completion_id("abc"), "chatcmpl-abc");
+        assert_eq!(completion_id("-a--b-"), "chatcmpl-ab");
+    }
 
     #[test]
     fn parse_errors_name_the_field() {

@@ -255,15 +255,15 @@ impl Tracker {
 
     /// Deployment `d` (id `id`) answers, on agent session `session`.
     pub fn deployment(&mut self, d: &agentbridge::Deployment, id: &str, session: &str) {
+        let model = d.settings.target.model();
         if let Some(s) = self.spans.as_mut() {
-            let model = d.settings.target.model();
             let rest = model.strip_prefix("bedrock/").unwrap_or(&model);
             let agent_id = agentbridge::target::kind_for(&model)
                 .and_then(|k| rest.strip_prefix(k.prefix))
                 .unwrap_or(rest);
             s.deployment(agent_id, &d.host, session);
         }
-        self.litellm_model = Some(d.settings.target.model());
+        self.litellm_model = Some(model);
         self.provider = Some(d.settings.target.provider());
         self.deployment_id = Some(id.to_string());
         self.session = Some(session.to_string());

@@ -8,6 +8,31 @@ fn opts(trace: bool) -> AnswerOptions {
     }
 }
 
+#[test]
+fn at_finds_what_a_pointer_of_the_same_keys_finds() {
+    let values = [
+        json!({"a": {"b": {"c": 1}}}),
+        json!({"a": {"b": [1, 2]}}),
+        json!({"a": [{"b": 1}]}),
+        json!({"a": "b"}),
+        json!(["a"]),
+        json!(null),
+        json!({"a/b": {"~c": 2}}),
+    ];
+    let paths: &[&[&str]] = &[&["a"], &["a", "b"], &["a", "b", "c"], &["a", "0"], &["x"], &[]];
+    for v in &values {
+        for keys in paths {
+            let pointer: String = keys.iter().map(|k| format!("/{k}")).collect();
+            assert_eq!(
+                at(v, keys),
+                v.pointer(&pointer).filter(|_| !keys.contains(&"0")),
+                "{v} {pointer}"
+            );
+        }
+    }
+    assert_eq!(at(&values[6], &["a/b", "~c"]), Some(&json!(2)));
+}
+
 fn run(events: &[Value], trace: bool) -> Result<Vec<Piece>> {
     let mut a = SseAnswer::new(opts(trace), None);
     let mut out = Vec::new();

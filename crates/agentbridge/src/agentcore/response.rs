@@ -30,7 +30,44 @@ use crate::canonical::{AnswerOptions, Ending, Finish, Outcome, Piece};
 use crate::error::{AwsErrorKind, Error, Result};
 use crate::openai::Usage;
 use crate::pricing::Price;
+use serde::Deserialize;
 use serde_json::Value;
+use std::borrow::Cow;
+
+/// Strands' text delta, `{"event": {"contentBlockDelta": {"delta": {"text": T}}}}` (and its
+/// `contentBlockIndex`), read straight into this type instead of a `Value` tree: these are
+/// half of a streamed answer's events. Any other key anywhere fails the parse, and the event
+/// then goes the general way, so the two readings cannot differ.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TextDeltaEvent<'a> {
+    #[serde(borrow)]
+    event: TextDeltaModelEvent<'a>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TextDeltaModelEvent<'a> {
+    #[serde(borrow)]
+    content_block_delta: TextDeltaBlock<'a>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TextDeltaBlock<'a> {
+    #[serde(borrow)]
+    delta: TextDelta<'a>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    content_block_index: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TextDelta<'a> {
+    #[serde(borrow)]
+    text: Cow<'a, str>,
+}
 
 /// The running state of one answer: usage, finish and whether text came.
 #[derive(Debug)]
@@ -148,6 +185,18 @@ impl SseAnswer {
     /// Takes one event's `data`, returns what it adds (or the agent's in-band error).
     pub fn accept(&mut self, data: &str) -> Result<Vec<Piece>> {
         let mut out = Vec::new();
+        if data.contains("\"contentBlockDelta\"")
+            && let Ok(e) = serde_json::from_str::<TextDeltaEvent>(data)
+        {
+            self.structured_text = true;
+            self.text(&e.event.content_block_delta.delta.text, &mut out);
+            return Ok(out);
+        }
+        self.accept_value(data, out)
+    }
+
+    /// [`Self::accept`] through a `Value`: every event but text deltas.
+    fn accept_value(&mut self, data: &str, mut out: Vec<Piece>) -> Result<Vec<Piece>> {
         let Ok(v) = serde_json::from_str::<Value>(data) else {
             // Not JSON: an agent writing plain text lines.
             self.text(data, &mut out);

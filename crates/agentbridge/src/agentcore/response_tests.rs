@@ -9,6 +9,39 @@ fn opts(trace: bool) -> AnswerOptions {
 }
 
 #[test]
+fn text_deltas_read_directly_as_through_a_value() {
+    let events = [
+        r#"{"event": {"contentBlockDelta": {"delta": {"text": "Hello"}}}}"#,
+        r#"{"event":{"contentBlockDelta":{"delta":{"text":" w\u00f6rld \"q\""},"contentBlockIndex":0}}}"#,
+        r#"{"event": {"contentBlockDelta": {"delta": {"text": ""}}}}"#,
+        r#"{"event": {"contentBlockDelta": {"delta": {"text": "x", "extra": 1}}}}"#,
+        r#"{"event": {"contentBlockDelta": {"delta": {"text": 5}}}}"#,
+        r#"{"event": {"contentBlockDelta": {"delta": {"toolUse": {"input": "{}"}}}}}"#,
+        r#"{"event": {"contentBlockDelta": {"delta": {"text": "a"}, "contentBlockIndex": -1}}}"#,
+        r#"{"event": {"contentBlockDelta": {"delta": {"text": "a"}}}, "other": true}"#,
+        r#"{"event": {"contentBlockDelta": {"delta": {"text": "a"}}, "event": {"messageStop": {"stopReason": "end_turn"}}}}"#,
+        r#"{"event": {"contentBlockDelta": {"delta": {"text": "a"}}}, "event": {"messageStop": {"stopReason": "guardrail_intervened"}}}"#,
+        r#""not \"contentBlockDelta\" at all""#,
+    ];
+    for trace in [false, true] {
+        for e in events {
+            let mut direct = SseAnswer::new(opts(trace), None);
+            let mut general = SseAnswer::new(opts(trace), None);
+            let got = direct.accept(e).map_err(|e| e.to_string());
+            let want = general
+                .accept_value(e, Vec::new())
+                .map_err(|e| e.to_string());
+            assert_eq!(format!("{got:?}"), format!("{want:?}"), "{e}");
+            assert_eq!(
+                format!("{:?}", direct.end()),
+                format!("{:?}", general.end()),
+                "{e}"
+            );
+        }
+    }
+}
+
+#[test]
 fn at_finds_what_a_pointer_of_the_same_keys_finds() {
     let values = [
         json!({"a": {"b": {"c": 1}}}),
@@ -19,7 +52,14 @@ fn at_finds_what_a_pointer_of_the_same_keys_finds() {
         json!(null),
         json!({"a/b": {"~c": 2}}),
     ];
-    let paths: &[&[&str]] = &[&["a"], &["a", "b"], &["a", "b", "c"], &["a", "0"], &["x"], &[]];
+    let paths: &[&[&str]] = &[
+        &["a"],
+        &["a", "b"],
+        &["a", "b", "c"],
+        &["a", "0"],
+        &["x"],
+        &[],
+    ];
     for v in &values {
         for keys in paths {
             let pointer: String = keys.iter().map(|k| format!("/{k}")).collect();

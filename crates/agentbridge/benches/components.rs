@@ -78,7 +78,9 @@ fn transform_and_sign(c: &mut Criterion) {
             let req = InvokeToSign {
                 host,
                 path: &path,
+                query: "",
                 source_arn: None,
+                extra: &[],
                 body: &body,
             };
             signer

@@ -113,7 +113,9 @@ impl BedrockAgent {
                     InvokeToSign {
                         host,
                         path,
+                        query: "",
                         source_arn: req.source_arn.as_deref(),
+                        extra: &[],
                         body: &body,
                     },
                     SystemTime::now(),

@@ -1,11 +1,13 @@
-//! SigV4 signing of InvokeAgent requests (signing name `bedrock`).
+//! SigV4 signing of the targets' requests: InvokeAgent (signing name `bedrock`) and
+//! InvokeAgentRuntime (`bedrock-agentcore`).
 //!
-//! The hot path ([`InvokeSigner`]) builds the canonical request of our one request shape
-//! directly and derives the signing key with `aws-sigv4` once per access key, day and region
-//! (AWS's key is valid for the whole day), so a request costs two SHA-256 and one HMAC
-//! instead of five HMACs, header maps and allocations. Anything outside that shape (dot
-//! segments, header values needing normalisation) goes through `aws-sigv4`'s general signer,
-//! [`sign_request`], which is also the reference the tests compare the fast path with.
+//! The hot path ([`InvokeSigner`]) builds the canonical request of our one request shape (a
+//! JSON `POST`, a few signed headers, at most a plain query) directly and derives the signing
+//! key with `aws-sigv4` once per access key, day and region (AWS's key is valid for the whole
+//! day), so a request costs two SHA-256 and one HMAC instead of five HMACs, header maps and
+//! allocations. Anything outside that shape (dot segments, header values needing
+//! normalisation, a query needing encoding) goes through `aws-sigv4`'s general signer,
+//! [`sign_request_as`], which is also the reference the tests compare the fast path with.
 
 use crate::error::{Error, Result};
 use aws_credential_types::Credentials;
@@ -83,15 +85,20 @@ pub fn sign_request_as(
         .collect())
 }
 
-/// One InvokeAgent request to sign: `POST {path}` to `host` with a JSON body.
+/// One request to sign: `POST {path}[?{query}]` to `host` with a JSON body.
 #[derive(Debug, Clone, Copy)]
 pub struct InvokeToSign<'a> {
     /// `host[:port]` as sent in the Host header.
     pub host: &'a str,
     /// The percent-encoded request path.
     pub path: &'a str,
+    /// The query after `?`, percent-encoded (`""` for none).
+    pub query: &'a str,
     /// The `x-amz-source-arn` header, if sent.
     pub source_arn: Option<&'a str>,
+    /// Further headers sent and signed (AgentCore's session and user headers): lower-case
+    /// names, each after `x-amz-source-arn` in byte order, in that order.
+    pub extra: &'a [(&'a str, &'a str)],
     /// The request body.
     pub body: &'a [u8],
 }
@@ -104,9 +111,10 @@ struct DerivedKey {
     key: Vec<u8>,
 }
 
-/// Signs InvokeAgent requests for one region, caching the derived signing key.
-#[derive(Default)]
+/// Signs one service's requests, caching the derived signing key.
 pub struct InvokeSigner {
+    /// The signing name (`bedrock`, `bedrock-agentcore`).
+    service: &'static str,
     key: Mutex<Option<Arc<DerivedKey>>>,
     /// The last `x-amz-date` formatted, with its Unix second.
     date: Mutex<Option<(u64, Arc<str>)>>,
@@ -156,10 +164,43 @@ fn plain_value(v: &str) -> bool {
     !v.is_empty() && !v.contains(' ') && !v.contains('\t') && !v.contains('\n')
 }
 
+impl Default for InvokeSigner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A name SigV4 signs as-is and that sorts as bytes do: lower-case letters, digits, `-`.
+fn plain_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// A query SigV4 signs as-is: empty, or one `name=value` of unreserved characters.
+fn plain_query(q: &str) -> bool {
+    let unreserved = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+    };
+    q.is_empty()
+        || q.split_once('=')
+            .is_some_and(|(n, v)| !n.is_empty() && unreserved(n) && unreserved(v))
+}
+
 impl InvokeSigner {
-    /// A signer with an empty key cache.
+    /// A signer for InvokeAgent (signing name [`SIGNING_NAME`]) with an empty key cache.
     pub fn new() -> Self {
-        Self::default()
+        Self::for_service(SIGNING_NAME)
+    }
+
+    /// A signer for the service whose signing name is `service`, with an empty key cache.
+    pub fn for_service(service: &'static str) -> Self {
+        Self {
+            service,
+            key: Mutex::default(),
+            date: Mutex::default(),
+        }
     }
 
     fn date_time(&self, time: SystemTime) -> Result<Arc<str>> {
@@ -201,7 +242,7 @@ impl InvokeSigner {
             secret_access_key: creds.secret_access_key().to_string(),
             date: date.to_string(),
             region: region.to_string(),
-            key: v4::generate_signing_key(creds.secret_access_key(), time, region, SIGNING_NAME)
+            key: v4::generate_signing_key(creds.secret_access_key(), time, region, self.service)
                 .as_ref()
                 .to_vec(),
         });
@@ -226,6 +267,17 @@ impl InvokeSigner {
             && !req.path.contains('?')
             && plain_value(req.host)
             && req.source_arn.is_none_or(plain_value)
+            && plain_query(req.query)
+            && req
+                .extra
+                .iter()
+                .all(|(n, v)| plain_name(n) && plain_value(v))
+            && req
+                .extra
+                .iter()
+                .map(|(n, _)| *n)
+                .try_fold("x-amz-source-arn", |prev, n| (n > prev).then_some(n))
+                .is_some()
             && creds.session_token().is_none_or(plain_value);
         if !fast {
             return self.sign_general(creds, region, req, time);
@@ -240,6 +292,10 @@ impl InvokeSigner {
         if req.source_arn.is_some() {
             signed_headers.push_str(";x-amz-source-arn");
         }
+        for (name, _) in req.extra {
+            signed_headers.push(';');
+            signed_headers.push_str(name);
+        }
         // Canonical request. The path is already percent-encoded; SigV4 encodes it again
         // for every service but S3, which only changes `%`.
         let mut creq = String::with_capacity(256 + req.path.len() + token.map_or(0, str::len));
@@ -252,8 +308,8 @@ impl InvokeSigner {
         }
         let _ = write!(
             creq,
-            "\n\ncontent-type:application/json\nhost:{}\nx-amz-date:{date_time}\n",
-            req.host
+            "\n{}\ncontent-type:application/json\nhost:{}\nx-amz-date:{date_time}\n",
+            req.query, req.host
         );
         if let Some(t) = token {
             let _ = writeln!(creq, "x-amz-security-token:{t}");
@@ -261,17 +317,20 @@ impl InvokeSigner {
         if let Some(a) = req.source_arn {
             let _ = writeln!(creq, "x-amz-source-arn:{a}");
         }
+        for (name, value) in req.extra {
+            let _ = writeln!(creq, "{name}:{value}");
+        }
         creq.push('\n');
         creq.push_str(&signed_headers);
         creq.push('\n');
         push_hex(&mut creq, &Sha256::digest(req.body));
-        let scope_len = date.len() + region.len() + SIGNING_NAME.len() + 15;
+        let scope_len = date.len() + region.len() + self.service.len() + 15;
         let mut string_to_sign = String::with_capacity(64 + date_time.len() + scope_len + 64);
         string_to_sign.push_str("AWS4-HMAC-SHA256\n");
         string_to_sign.push_str(&date_time);
         string_to_sign.push('\n');
         let scope_at = string_to_sign.len();
-        for part in [date, "/", region, "/", SIGNING_NAME, "/aws4_request"] {
+        for part in [date, "/", region, "/", self.service, "/aws4_request"] {
             string_to_sign.push_str(part);
         }
         let scope = scope_at..string_to_sign.len();
@@ -309,12 +368,23 @@ impl InvokeSigner {
         req: InvokeToSign<'_>,
         time: SystemTime,
     ) -> Result<Vec<(&'static str, String)>> {
-        let url = format!("https://{}{}", req.host, req.path);
+        let query = if req.query.is_empty() { "" } else { "?" };
+        let url = format!("https://{}{}{query}{}", req.host, req.path, req.query);
         let mut headers = vec![("host", req.host), ("content-type", "application/json")];
         if let Some(arn) = req.source_arn {
             headers.push(("x-amz-source-arn", arn));
         }
-        let signed = sign_request(creds, region, "POST", &url, &headers, req.body, time)?;
+        headers.extend_from_slice(req.extra);
+        let signed = sign_request_as(
+            self.service,
+            creds,
+            region,
+            "POST",
+            &url,
+            &headers,
+            req.body,
+            time,
+        )?;
         Ok(signed
             .into_iter()
             .filter_map(|(k, v)| {
@@ -352,12 +422,27 @@ mod tests {
         req: InvokeToSign<'_>,
         time: SystemTime,
     ) -> Vec<(String, String)> {
-        let url = format!("http://{}{}", req.host, req.path);
+        reference_as(SIGNING_NAME, creds, region, req, time)
+    }
+
+    fn reference_as(
+        service: &str,
+        creds: &Credentials,
+        region: &str,
+        req: InvokeToSign<'_>,
+        time: SystemTime,
+    ) -> Vec<(String, String)> {
+        let query = if req.query.is_empty() { "" } else { "?" };
+        let url = format!("http://{}{}{query}{}", req.host, req.path, req.query);
         let mut headers = vec![("host", req.host), ("content-type", "application/json")];
         if let Some(arn) = req.source_arn {
             headers.push(("x-amz-source-arn", arn));
         }
-        let mut v = sign_request(creds, region, "POST", &url, &headers, req.body, time).unwrap();
+        headers.extend_from_slice(req.extra);
+        let mut v = sign_request_as(
+            service, creds, region, "POST", &url, &headers, req.body, time,
+        )
+        .unwrap();
         v.sort();
         v
     }
@@ -409,7 +494,7 @@ mod tests {
             let signer = InvokeSigner::new();
             let host = if local { "127.0.0.1:9001" } else { "bedrock-agent-runtime.us-west-2.amazonaws.com" };
             let path = format!("/agents/L1RT58GYRW/agentAliases/MFPSBCXYTW/sessions/{}/text", segment(&session));
-            let req = InvokeToSign { host, path: &path, source_arn: arn.as_deref(), body: &body };
+            let req = InvokeToSign { host, path: &path, query: "", source_arn: arn.as_deref(), extra: &[], body: &body };
             let t = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
             let creds = Credentials::new("AKIDEXAMPLE", secret.clone(), token.clone(), None, "t");
             prop_assert_eq!(fast(&signer, &creds, &region, req, t), reference(&creds, &region, req, t));
@@ -421,6 +506,73 @@ mod tests {
             let tomorrow = t + Duration::from_secs(86_400);
             prop_assert_eq!(fast(&signer, &creds, &region, req, tomorrow), reference(&creds, &region, req, tomorrow));
             prop_assert_eq!(fast(&signer, &creds, "eu-west-1", req, tomorrow), reference(&creds, "eu-west-1", req, tomorrow));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// InvokeAgentRuntime's shape (signing name `bedrock-agentcore`, the runtime's session
+        /// and user headers, a qualifier query) signs exactly as aws-sigv4 does, by the fast
+        /// path or, for a query or header value it does not sign as-is, by the general one.
+        #[test]
+        fn agentcore_requests_match_aws_sigv4(
+            arn in "arn:aws:bedrock-agentcore:[a-z0-9-]{3,12}:[0-9]{12}:runtime/[a-zA-Z0-9_-]{1,20}",
+            qualifier in proptest::option::of("[a-zA-Z0-9_ ~%.-]{1,20}"),
+            session in "[a-zA-Z0-9_-]{33,64}",
+            user in proptest::option::of("[a-zA-Z0-9_ -]{1,20}"),
+            token in proptest::option::of("[A-Za-z0-9+/=]{10,60}"),
+            region in "[a-z]{2}-[a-z]{4,9}-[1-3]",
+            secs in 1_500_000_000u64..2_500_000_000u64,
+            body in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            const SERVICE: &str = "bedrock-agentcore";
+            let signer = InvokeSigner::for_service(SERVICE);
+            let path = format!("/runtimes/{}/invocations", segment(&arn));
+            let query = qualifier.map(|q| format!("qualifier={}", segment(&q))).unwrap_or_default();
+            let mut extra = vec![("x-amzn-bedrock-agentcore-runtime-session-id", session.as_str())];
+            if let Some(u) = &user {
+                extra.push(("x-amzn-bedrock-agentcore-runtime-user-id", u.as_str()));
+            }
+            let req = InvokeToSign {
+                host: "bedrock-agentcore.us-west-2.amazonaws.com",
+                path: &path,
+                query: &query,
+                source_arn: None,
+                extra: &extra,
+                body: &body,
+            };
+            let t = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+            let creds = Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token, None, "t");
+            prop_assert_eq!(fast(&signer, &creds, &region, req, t), reference_as(SERVICE, &creds, &region, req, t));
+            let later = t + Duration::from_secs(60);
+            prop_assert_eq!(fast(&signer, &creds, &region, req, later), reference_as(SERVICE, &creds, &region, req, later));
+        }
+    }
+
+    #[test]
+    fn extra_headers_out_of_order_take_the_general_signer_and_still_match() {
+        let creds = Credentials::new("AKIDEXAMPLE", "secret", None, None, "t");
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        for extra in [
+            &[("x-b", "1"), ("x-a", "2")][..],
+            &[("accept-x", "1")][..],
+            &[("X-Upper", "1")][..],
+            &[("x-amzn-a", "1"), ("x-amzn-a", "2")][..],
+        ] {
+            let req = InvokeToSign {
+                host: "h.example.com",
+                path: "/runtimes/a/invocations",
+                query: "qualifier=q",
+                source_arn: None,
+                extra,
+                body: b"{}",
+            };
+            let signer = InvokeSigner::for_service("bedrock-agentcore");
+            assert_eq!(
+                fast(&signer, &creds, "us-east-1", req, t),
+                reference_as("bedrock-agentcore", &creds, "us-east-1", req, t),
+                "{extra:?}"
+            );
         }
     }
 
@@ -439,7 +591,9 @@ mod tests {
             let req = InvokeToSign {
                 host: "h.example.com",
                 path,
+                query: "",
                 source_arn: arn,
+                extra: &[],
                 body: b"{}",
             };
             assert_eq!(

@@ -29,7 +29,7 @@ use crate::client::{Client, SEGMENT, TimedBody};
 use crate::deployment::{Deployment, ParamError};
 use crate::error::{AwsErrorKind, Error, Result};
 use crate::pricing::Price;
-use crate::signing::sign_request_as;
+use crate::signing::{InvokeSigner, InvokeToSign};
 use crate::target::{Target, TargetKind};
 use arn::RuntimeArn;
 use bytes::Bytes;
@@ -111,6 +111,7 @@ fn parse(
             user_id,
             api_key,
             send_conversation,
+            signer: InvokeSigner::for_service(SIGNING_NAME),
         })),
         _ => None,
     }
@@ -129,6 +130,8 @@ pub struct AgentCoreRuntime {
     api_key: Option<SecretString>,
     /// `send_conversation`.
     pub send_conversation: bool,
+    /// SigV4 as `bedrock-agentcore`, with the day's signing key cached.
+    signer: InvokeSigner,
 }
 
 impl AgentCoreRuntime {
@@ -168,18 +171,21 @@ impl AgentCoreRuntime {
         };
         let url = format!("{}{}", d.endpoint, self.path());
         let host = d.host.as_str();
+        // What the server sees as the path (the endpoint's own path, if any, then ours) and
+        // the query.
+        let target = &url[url.find("://").map_or(0, |i| i + 3) + host.len()..];
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let deadline = Instant::now() + d.settings.timeouts.total;
         let resp = http
             .send(d, deadline, "InvokeAgentRuntime", || async {
-                let mut signed: Vec<(&str, &str)> = vec![
-                    ("host", host),
-                    ("content-type", "application/json"),
-                    (SESSION_HEADER, session.as_str()),
-                ];
+                // Signed besides host, content type and date (in byte order, as SigV4 signs).
+                let mut signed: Vec<(&str, &str)> = vec![(SESSION_HEADER, session.as_str())];
                 if let Some(u) = &self.user_id {
                     signed.push((USER_HEADER, u.as_str()));
                 }
                 let mut rb = http::Request::post(url.as_str())
+                    .header(http::header::HOST, host)
+                    .header(http::header::CONTENT_TYPE, "application/json")
                     .header(http::header::ACCEPT, "application/json, text/event-stream");
                 for (k, v) in &signed {
                     rb = rb.header(*k, *v);
@@ -203,14 +209,17 @@ impl AgentCoreRuntime {
                     }
                     None => {
                         let creds = d.credentials.get().await?;
-                        let auth = sign_request_as(
-                            SIGNING_NAME,
+                        let auth = self.signer.sign(
                             &creds,
                             &d.region,
-                            "POST",
-                            &url,
-                            &signed,
-                            &payload,
+                            InvokeToSign {
+                                host,
+                                path,
+                                query,
+                                source_arn: None,
+                                extra: &signed,
+                                body: &payload,
+                            },
                             SystemTime::now(),
                         )?;
                         for (k, v) in auth {

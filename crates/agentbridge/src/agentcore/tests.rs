@@ -69,6 +69,7 @@ fn the_path_carries_the_encoded_arn_and_the_qualifier() {
         user_id: None,
         api_key: None,
         send_conversation: false,
+        signer: InvokeSigner::for_service(SIGNING_NAME),
     };
     assert_eq!(
         rt.path(),

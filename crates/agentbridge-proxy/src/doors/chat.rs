@@ -8,7 +8,7 @@
 use super::common::bad;
 use super::{AnswerMeta, Completed, Door, Parsed};
 use crate::error::{ProxyError, Result};
-use crate::sse::{SseEncoder, write_event};
+use crate::sse::{SseEncoder, write_event, write_event_with};
 use agentbridge::canonical::{AgentRequest, Answer, Piece};
 use agentbridge::completion::{self, ChunkMapper, ResponseMeta};
 use agentbridge::params::is_deployment_param;
@@ -63,6 +63,7 @@ impl Door for Chat {
         ChunkWriter {
             mapper: ChunkMapper::new(response_meta(meta), session_id.to_string(), request.options),
             chunks: Vec::with_capacity(2),
+            text: TextChunks::default(),
         }
     }
 
@@ -94,6 +95,73 @@ fn completion_id(request_id: &str) -> String {
 pub struct ChunkWriter {
     mapper: ChunkMapper,
     chunks: Vec<ChatChunk>,
+    text: TextChunks,
+}
+
+/// Writes the chunks that carry only text (an agent streaming token by token sends one per
+/// token) from a start made once per stream, instead of serialising the whole chunk each
+/// time: the same bytes as serde's (a test holds them equal).
+#[derive(Debug, Default)]
+struct TextChunks {
+    /// The stream's id, created and model, and the start of its text chunks:
+    /// `{"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":[{"index":0,"delta":{"content":`.
+    start: Option<(String, u64, String, Vec<u8>)>,
+}
+
+impl TextChunks {
+    /// Writes `c` if it is a text-only chunk (content and perhaps a finish reason, nothing
+    /// else); `false` leaves it to the caller.
+    fn write(&mut self, c: &ChatChunk, out: &mut Vec<u8>) -> bool {
+        let [choice] = c.choices.as_slice() else {
+            return false;
+        };
+        let d = &choice.delta;
+        let (Some(content), None, None, None, None, None) = (
+            &d.content,
+            &d.role,
+            &d.tool_calls,
+            &d.annotations,
+            &d.citations,
+            &d.files,
+        ) else {
+            return false;
+        };
+        if choice.index != 0
+            || c.object != "chat.completion.chunk"
+            || c.usage.is_some()
+            || c.session_id.is_some()
+            || c.trace.is_some()
+        {
+            return false;
+        }
+        let fresh = self.start.as_ref().is_none_or(|(id, created, model, _)| {
+            *id != c.id || *created != c.created || *model != c.model
+        });
+        if fresh {
+            let mut start = br#"{"id":"#.to_vec();
+            json(&mut start, &c.id);
+            start.extend_from_slice(br#","object":"chat.completion.chunk","created":"#);
+            json(&mut start, &c.created);
+            start.extend_from_slice(br#","model":"#);
+            json(&mut start, &c.model);
+            start.extend_from_slice(br#","choices":[{"index":0,"delta":{"content":"#);
+            self.start = Some((c.id.clone(), c.created, c.model.clone(), start));
+        }
+        let start = self.start.as_ref().map_or(&[][..], |(.., s)| s.as_slice());
+        write_event_with(out, None, |out| {
+            out.extend_from_slice(start);
+            json(out, content);
+            out.extend_from_slice(br#"},"finish_reason":"#);
+            json(out, &choice.finish_reason);
+            out.extend_from_slice(b"}]}");
+        });
+        true
+    }
+}
+
+/// Appends `value` as JSON (strings, numbers, options of them: cannot fail into a `Vec`).
+fn json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 impl SseEncoder for ChunkWriter {
@@ -101,7 +169,9 @@ impl SseEncoder for ChunkWriter {
         let end = matches!(piece, Piece::End(_));
         self.mapper.map(piece, &mut self.chunks);
         for c in self.chunks.drain(..) {
-            write_event(out, None, &c);
+            if !self.text.write(&c, out) {
+                write_event(out, None, &c);
+            }
         }
         if end {
             out.extend_from_slice(DONE);
@@ -165,6 +235,52 @@ fn parse_chat_naming_faults(bytes: &[u8]) -> Result<ChatRequest> {
 mod tests {
     use super::*;
     use axum::http::StatusCode;
+
+    #[test]
+    fn text_chunks_are_written_as_serde_writes_them() {
+        use agentbridge::openai::{ChunkChoice, Delta};
+        let chunk = |content: Option<&str>, finish: Option<&str>, model: &str| ChatChunk {
+            id: "chatcmpl-0123\"abc".into(),
+            object: "chat.completion.chunk".into(),
+            created: 1_795_796_548,
+            model: model.into(),
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta: Delta {
+                    content: content.map(str::to_string),
+                    ..Delta::default()
+                },
+                finish_reason: finish.map(str::to_string),
+            }],
+            usage: None,
+            session_id: None,
+            trace: None,
+        };
+        let mut text = TextChunks::default();
+        for (content, finish, model) in [
+            ("Hello", None, "agent-1"),
+            (" w\u{f6}rld \"quoted\" \\ \n\t\u{1}", None, "agent-1"),
+            ("", Some("stop"), "agent-1"),
+            ("x", Some("content_filter"), "another model"),
+            ("\u{1F600}", None, "agent-1"),
+        ] {
+            let c = chunk(Some(content), finish, model);
+            let (mut ours, mut serde) = (Vec::new(), Vec::new());
+            assert!(text.write(&c, &mut ours));
+            write_event(&mut serde, None, &c);
+            assert_eq!(String::from_utf8(ours), String::from_utf8(serde));
+        }
+        // Anything but text alone is serialised whole.
+        let mut with_role = chunk(Some("a"), None, "m");
+        with_role.choices[0].delta.role = Some("assistant".into());
+        let mut with_session = chunk(Some("a"), None, "m");
+        with_session.session_id = Some("s".into());
+        let mut two = chunk(Some("a"), None, "m");
+        two.choices.push(two.choices[0].clone());
+        for c in [chunk(None, Some("stop"), "m"), with_role, with_session, two] {
+            assert!(!text.write(&c, &mut Vec::new()));
+        }
+    }
 
     #[test]
     fn completion_ids_are_the_request_id_without_hyphens() {

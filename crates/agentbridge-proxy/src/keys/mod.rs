@@ -240,10 +240,20 @@ impl Keys {
         Ok(rec)
     }
 
-    /// The key's spend as this instance knows it: the database's figure when the record
-    /// was read, plus what was charged here since.
+    /// The key's spend as this instance knows it: the database's figure as last read or
+    /// written here, plus what was charged here and not yet written. The first is the
+    /// cached record's, which a flush updates (`rec`, the record a request started with,
+    /// may predate it: with `rec.spend`, the spend written meanwhile would count nowhere);
+    /// both are read while no flush is moving spend from the buffer into the cached record.
     fn local_spend(&self, rec: &KeyRecord) -> f64 {
-        rec.spend + self.spend.of(&rec.token)
+        self.spend.with_unwritten(&rec.token, |unwritten| {
+            let written = self.cache.lock().ok().and_then(|c| {
+                c.get(&rec.token)
+                    .and_then(|hit| hit.record.as_ref())
+                    .map(|r| r.spend)
+            });
+            written.unwrap_or(rec.spend) + unwritten
+        })
     }
 
     /// The key's spend (Redis's when shared and reachable).
@@ -417,5 +427,45 @@ impl Keys {
             created_at: t,
         });
         shared.unwrap_or_else(|| self.local_spend(rec))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request that began before a flush wrote the key's spend is charged after it: the
+    /// spend it reports counts what the flush wrote (it once counted neither the record it
+    /// began with, older than the write, nor the buffer, which no longer held it).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn spend_charged_across_a_flush_counts_what_the_flush_wrote() {
+        let path =
+            std::env::temp_dir().join(format!("agentbridge-keys-{}.db", uuid::Uuid::new_v4()));
+        let keys = Keys::open(
+            &format!("sqlite://{}", path.display()),
+            None,
+            RedisOutage::default(),
+            30.0,
+        )
+        .await
+        .unwrap();
+        let (key, _) = admin::create_key(&keys, &admin::KeyFields::default())
+            .await
+            .unwrap();
+        let began = keys.authenticate(&key).await.unwrap();
+        let outcome = agentbridge::answer::Outcome {
+            usage: Default::default(),
+            cost: 0.25,
+        };
+        assert_eq!(keys.charge(&began, "m", "r1", outcome).await, 0.25);
+        assert_eq!(keys.charge(&began, "m", "r2", outcome).await, 0.5);
+        keys.flush().await.unwrap();
+        // `began` still says 0 spent; the cached record says 0.5, the buffer nothing.
+        assert_eq!(began.spend, 0.0);
+        assert_eq!(keys.charge(&began, "m", "r3", outcome).await, 0.75);
+        assert_eq!(keys.spend(&began).await.unwrap(), 0.75);
+        let now = keys.authenticate(&key).await.unwrap();
+        assert_eq!(keys.spend(&now).await.unwrap(), 0.75);
+        store::remove_db(&path);
     }
 }

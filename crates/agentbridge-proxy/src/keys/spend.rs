@@ -33,6 +33,9 @@ pub struct SpendBuffer {
     pending: Mutex<Pending>,
     /// One writer at a time (the background task, or the final flush at shutdown).
     writer: tokio::sync::Mutex<()>,
+    /// Held by a flush while a committed batch leaves the buffer and `written` is told,
+    /// and by [`Self::with_unwritten`]'s readers.
+    moving: std::sync::RwLock<()>,
 }
 
 impl SpendBuffer {
@@ -56,6 +59,17 @@ impl SpendBuffer {
         self.pending().spend.get(token).map_or(0.0, |e| e.0)
     }
 
+    /// `f` of the key's spend not yet written, while no flush is moving written spend out
+    /// of the buffer (see [`Self::flush`]): what `f` reads of what a flush's `written`
+    /// updates is from the same moment as the figure it is given.
+    pub fn with_unwritten<R>(&self, token: &str, f: impl FnOnce(f64) -> R) -> R {
+        let _still = self
+            .moving
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(self.of(token))
+    }
+
     /// Calls buffered.
     pub fn len(&self) -> usize {
         self.pending().logs.len()
@@ -74,7 +88,8 @@ impl SpendBuffer {
     /// Writes the calls buffered when it starts, batch by batch, oldest first; calls charged
     /// meanwhile wait for the next flush (chasing them would write ever smaller transactions,
     /// as [`super::request_log::RequestLogBuffer::flush`] says). `written` is told each
-    /// batch's spend per key once it is committed. Returns the number of calls written, or
+    /// batch's spend per key once it is committed, in one step with the batch leaving the
+    /// buffer as [`Self::with_unwritten`] sees it. Returns the number of calls written, or
     /// the error that stopped the writing (what was not written stays buffered).
     pub async fn flush(
         &self,
@@ -105,6 +120,10 @@ impl SpendBuffer {
                 e.0 += l.spend;
                 e.1 += 1;
             }
+            let moving = self
+                .moving
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             {
                 let mut p = self.pending();
                 p.logs.drain(..batch.len());
@@ -119,6 +138,7 @@ impl SpendBuffer {
                 }
             }
             written(&amounts.into_iter().map(|(t, (a, _))| (t, a)).collect());
+            drop(moving);
             total += batch.len();
         }
     }

@@ -102,8 +102,7 @@ impl BedrockAgent {
         );
         let url = format!("{}{}", d.endpoint, path);
         let host = d.host.as_str();
-        // What the server sees as the path: the endpoint's own path (if any), then ours.
-        let path = &url[url.find("://").map_or(0, |i| i + 3) + host.len()..];
+        let path = d.request_target(&url);
         let resp = http
             .send(d, deadline, "InvokeAgent", || async {
                 let creds = d.credentials.get().await?;

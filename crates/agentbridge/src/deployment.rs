@@ -263,6 +263,13 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    /// What the server sees of `url` (this deployment's endpoint followed by a target's path
+    /// and query): the endpoint's own path, if any, then the target's.
+    pub fn request_target<'u>(&self, url: &'u str) -> &'u str {
+        let start = url.find("://").map_or(0, |i| i + 3) + self.host.len();
+        url.get(start..).unwrap_or(url)
+    }
+
     /// Resolves region, endpoint and the credentials provider.
     pub async fn new(settings: DeploymentSettings) -> Result<Self> {
         let region = match settings.region.as_deref().or(settings.target.region()) {

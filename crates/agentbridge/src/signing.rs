@@ -268,15 +268,13 @@ impl InvokeSigner {
             && plain_value(req.host)
             && req.source_arn.is_none_or(plain_value)
             && plain_query(req.query)
+            // Each extra header plain and after the one before (in byte order, as signed).
             && req
                 .extra
                 .iter()
-                .all(|(n, v)| plain_name(n) && plain_value(v))
-            && req
-                .extra
-                .iter()
-                .map(|(n, _)| *n)
-                .try_fold("x-amz-source-arn", |prev, n| (n > prev).then_some(n))
+                .try_fold("x-amz-source-arn", |prev, &(n, v)| {
+                    (n > prev && plain_name(n) && plain_value(v)).then_some(n)
+                })
                 .is_some()
             && creds.session_token().is_none_or(plain_value);
         if !fast {

@@ -171,9 +171,7 @@ impl AgentCoreRuntime {
         };
         let url = format!("{}{}", d.endpoint, self.path());
         let host = d.host.as_str();
-        // What the server sees as the path (the endpoint's own path, if any, then ours) and
-        // the query.
-        let target = &url[url.find("://").map_or(0, |i| i + 3) + host.len()..];
+        let target = d.request_target(&url);
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let deadline = Instant::now() + d.settings.timeouts.total;
         let resp = http

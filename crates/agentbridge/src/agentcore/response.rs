@@ -57,9 +57,9 @@ struct TextDeltaModelEvent<'a> {
 struct TextDeltaBlock<'a> {
     #[serde(borrow)]
     delta: TextDelta<'a>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    content_block_index: Option<u64>,
+    /// Allowed, not read (the general way ignores it too).
+    #[serde(default, rename = "contentBlockIndex")]
+    _index: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]

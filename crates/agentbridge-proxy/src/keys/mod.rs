@@ -58,7 +58,8 @@ pub enum Caller {
 #[derive(Debug)]
 struct Cached {
     record: Option<Arc<KeyRecord>>,
-    fetched: Instant,
+    /// Until when the entry is served without asking the database again.
+    fresh_until: Instant,
 }
 
 /// The key service.
@@ -177,7 +178,7 @@ impl Keys {
     async fn lookup(&self, token: &str) -> Result<Option<Arc<KeyRecord>>, ProxyError> {
         let cached = self.cache.lock().ok().and_then(|c| {
             c.get(token)
-                .map(|hit| (hit.record.clone(), hit.fetched.elapsed() < CACHE_TTL))
+                .map(|hit| (hit.record.clone(), hit.fresh_until > Instant::now()))
         });
         let stale = match cached {
             Some((record, true)) => return Ok(record),
@@ -187,18 +188,55 @@ impl Keys {
         if !self.database_up.load(Ordering::Acquire) {
             return stale.ok_or_else(unknown_while_database_down);
         }
+        let writes = self.spend.writes();
         let (store, t) = (self.store.clone(), token.to_string());
         let record = match self.at_home(async move { store.get(&t).await }).await? {
             Ok(r) => {
                 self.database_answered();
-                r.map(Arc::new)
+                r
             }
             Err(e) => {
                 self.database_failed(&e);
                 return stale.ok_or_else(unknown_while_database_down);
             }
         };
-        if let Ok(mut c) = self.cache.lock() {
+        Ok(self.remember(token, record, writes))
+    }
+
+    /// Caches a key read from the database when the spend buffer's writing stood at
+    /// `read_at`, and returns the record to use. Its spend is the database's unless a
+    /// batch's commit may have overlapped the read: then the read may hold spend the buffer
+    /// also holds (committed, not yet out of the buffer: counted twice) or lack spend the
+    /// buffer no longer holds (committed and moved into the cached record after the read:
+    /// counted nowhere). In that case the cached record's spend, which flushes keep in step
+    /// with the buffer, is kept with the rest of the record as read, and the entry is read
+    /// again by the next request. (A key with no cached record keeps what was read, and the
+    /// error, for that one request.)
+    fn remember(
+        &self,
+        token: &str,
+        record: Option<KeyRecord>,
+        read_at: spend::Writes,
+    ) -> Option<Arc<KeyRecord>> {
+        self.spend.if_unchanged(read_at, |unchanged| {
+            let Ok(mut c) = self.cache.lock() else {
+                return record.map(Arc::new);
+            };
+            let now = Instant::now();
+            let (record, fresh_until) = if unchanged {
+                (record, now + CACHE_TTL)
+            } else {
+                let kept = c.get(token).and_then(|hit| hit.record.as_ref());
+                let record = match (record, kept) {
+                    (Some(read), Some(kept)) => Some(KeyRecord {
+                        spend: kept.spend,
+                        ..read
+                    }),
+                    (read, _) => read,
+                };
+                (record, now)
+            };
+            let record = record.map(Arc::new);
             if c.len() > 100_000 {
                 c.clear();
             }
@@ -206,11 +244,11 @@ impl Keys {
                 token.to_string(),
                 Cached {
                     record: record.clone(),
-                    fetched: Instant::now(),
+                    fresh_until,
                 },
             );
-        }
-        Ok(record)
+            record
+        })
     }
 
     fn forget(&self, token: &str) {
@@ -433,39 +471,149 @@ impl Keys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agentbridge::answer::Outcome;
+
+    /// A key service on a fresh SQLite file, or on the PostgreSQL database named by
+    /// `AGENTBRIDGE_TEST_POSTGRES` (`scripts/test-multi-instance` sets it and runs these
+    /// tests again), with one new key.
+    struct Fixture {
+        keys: Arc<Keys>,
+        key: String,
+        sqlite: Option<std::path::PathBuf>,
+    }
+
+    impl Fixture {
+        async fn new() -> Self {
+            let (url, sqlite) = match std::env::var("AGENTBRIDGE_TEST_POSTGRES") {
+                Ok(url) => (url, None),
+                Err(_) => {
+                    let path = std::env::temp_dir()
+                        .join(format!("agentbridge-keys-{}.db", uuid::Uuid::new_v4()));
+                    (format!("sqlite://{}", path.display()), Some(path))
+                }
+            };
+            let keys = Keys::open(&url, None, RedisOutage::default(), 30.0)
+                .await
+                .unwrap();
+            let (key, _) = admin::create_key(&keys, &admin::KeyFields::default())
+                .await
+                .unwrap();
+            Self { keys, key, sqlite }
+        }
+
+        fn token(&self) -> String {
+            token_of(&self.key)
+        }
+
+        async fn charge(&self, rec: &Arc<KeyRecord>, cost: f64) -> f64 {
+            let outcome = Outcome {
+                usage: Default::default(),
+                cost,
+            };
+            let id = uuid::Uuid::new_v4().to_string();
+            self.keys.charge(rec, "m", &id, outcome).await
+        }
+
+        /// The spend as a request starting now would see it.
+        async fn spend_now(&self) -> f64 {
+            let rec = self.keys.authenticate(&self.key).await.unwrap();
+            self.keys.spend(&rec).await.unwrap()
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            if let Some(path) = &self.sqlite {
+                store::remove_db(path);
+            }
+        }
+    }
 
     /// A request that began before a flush wrote the key's spend is charged after it: the
     /// spend it reports counts what the flush wrote (it once counted neither the record it
     /// began with, older than the write, nor the buffer, which no longer held it).
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn spend_charged_across_a_flush_counts_what_the_flush_wrote() {
-        let path =
-            std::env::temp_dir().join(format!("agentbridge-keys-{}.db", uuid::Uuid::new_v4()));
-        let keys = Keys::open(
-            &format!("sqlite://{}", path.display()),
-            None,
-            RedisOutage::default(),
-            30.0,
-        )
-        .await
-        .unwrap();
-        let (key, _) = admin::create_key(&keys, &admin::KeyFields::default())
-            .await
-            .unwrap();
-        let began = keys.authenticate(&key).await.unwrap();
-        let outcome = agentbridge::answer::Outcome {
-            usage: Default::default(),
-            cost: 0.25,
-        };
-        assert_eq!(keys.charge(&began, "m", "r1", outcome).await, 0.25);
-        assert_eq!(keys.charge(&began, "m", "r2", outcome).await, 0.5);
-        keys.flush().await.unwrap();
+        let f = Fixture::new().await;
+        let began = f.keys.authenticate(&f.key).await.unwrap();
+        assert_eq!(f.charge(&began, 0.25).await, 0.25);
+        assert_eq!(f.charge(&began, 0.25).await, 0.5);
+        f.keys.flush().await.unwrap();
         // `began` still says 0 spent; the cached record says 0.5, the buffer nothing.
         assert_eq!(began.spend, 0.0);
-        assert_eq!(keys.charge(&began, "m", "r3", outcome).await, 0.75);
-        assert_eq!(keys.spend(&began).await.unwrap(), 0.75);
-        let now = keys.authenticate(&key).await.unwrap();
-        assert_eq!(keys.spend(&now).await.unwrap(), 0.75);
-        store::remove_db(&path);
+        assert_eq!(f.charge(&began, 0.25).await, 0.75);
+        assert_eq!(f.keys.spend(&began).await.unwrap(), 0.75);
+        assert_eq!(f.spend_now().await, 0.75);
+    }
+
+    /// A cache refresh reads the key, a flush then commits the buffered spend and moves it
+    /// into the cached record, and only then is the refresh's record cached: the spend the
+    /// read did not see is still counted (it was once lost until the next refresh).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_key_read_before_a_flush_and_cached_after_it_loses_no_spend() {
+        let f = Fixture::new().await;
+        let rec = f.keys.authenticate(&f.key).await.unwrap();
+        f.charge(&rec, 0.25).await;
+        f.charge(&rec, 0.25).await;
+        let writes = f.keys.spend.writes();
+        let read = f.keys.store.get(&f.token()).await.unwrap();
+        assert_eq!(read.as_ref().unwrap().spend, 0.0);
+        f.keys.flush().await.unwrap();
+        let cached = f.keys.remember(&f.token(), read, writes).unwrap();
+        assert_eq!(f.keys.spend(&cached).await.unwrap(), 0.5);
+        // The next request reads the key again, with no write in between.
+        assert_eq!(f.spend_now().await, 0.5);
+    }
+
+    /// A cache refresh reads the key after a flush committed the buffered spend but before
+    /// the flush took it out of the buffer: the spend is counted once (it was once counted
+    /// twice, in the record read and in the buffer, then added to the record again).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_read_between_a_commit_and_the_buffer_emptying_counts_the_spend_once() {
+        let f = Fixture::new().await;
+        let rec = f.keys.authenticate(&f.key).await.unwrap();
+        f.charge(&rec, 0.25).await;
+        f.charge(&rec, 0.25).await;
+        let (reached_tx, reached) = tokio::sync::oneshot::channel();
+        let (resume, resume_rx) = tokio::sync::oneshot::channel();
+        *f.keys.spend.pause_after_commit.lock().unwrap() = Some((reached_tx, resume_rx));
+        let keys = Arc::clone(&f.keys);
+        let flush = tokio::spawn(async move { keys.flush().await });
+        reached.await.unwrap();
+        let writes = f.keys.spend.writes();
+        let read = f.keys.store.get(&f.token()).await.unwrap();
+        assert_eq!(read.as_ref().unwrap().spend, 0.5, "the batch is committed");
+        let cached = f.keys.remember(&f.token(), read, writes).unwrap();
+        assert_eq!(f.keys.spend(&cached).await.unwrap(), 0.5);
+        resume.send(()).unwrap();
+        assert_eq!(flush.await.unwrap(), Ok(2));
+        assert_eq!(f.keys.spend(&cached).await.unwrap(), 0.5);
+        assert_eq!(f.spend_now().await, 0.5);
+    }
+
+    /// With no write of this instance's in between, a refresh takes the database's spend:
+    /// what other instances wrote since the last read is counted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_key_read_with_no_write_in_between_takes_the_databases_spend() {
+        let f = Fixture::new().await;
+        let rec = f.keys.authenticate(&f.key).await.unwrap();
+        f.charge(&rec, 0.25).await;
+        let writes = f.keys.spend.writes();
+        // Another instance's flush.
+        let elsewhere = store::SpendLog {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            api_key: f.token(),
+            model: "m".into(),
+            spend: 1.0,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            created_at: record::now(),
+        };
+        f.keys.store.record(&[elsewhere]).await.unwrap();
+        let read = f.keys.store.get(&f.token()).await.unwrap();
+        let cached = f.keys.remember(&f.token(), read, writes).unwrap();
+        assert_eq!(f.keys.spend(&cached).await.unwrap(), 1.25);
+        f.keys.flush().await.unwrap();
+        assert_eq!(f.spend_now().await, 1.25);
     }
 }

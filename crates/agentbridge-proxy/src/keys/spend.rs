@@ -6,6 +6,11 @@
 //! is tried again on the next tick, and because the write is idempotent (keyed by request
 //! id) a batch whose commit succeeded but whose answer was lost is not counted twice.
 //!
+//! A key's spend as this instance knows it is the cached record's (the database's figure as
+//! last read, plus what flushes have written since) plus what the buffer still holds. A read
+//! of the database that a batch's commit overlaps may or may not hold that batch: [`Writes`]
+//! tells the key cache whether one did (see [`SpendBuffer::writes`]).
+//!
 //! The buffer is bounded: at [`MAX_BUFFERED`] calls (the database has been unreachable for a
 //! while) new virtual-key requests are refused with 503 until it drains, so no answer is
 //! ever given that cannot be charged. Calls already admitted are still charged, so the buffer
@@ -13,6 +18,7 @@
 
 use super::store::{SpendLog, Store};
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// Calls buffered at most before new virtual-key requests are refused.
@@ -27,6 +33,21 @@ struct Pending {
     spend: HashMap<String, (f64, usize)>,
 }
 
+/// Where the writing of spend stood at some moment, from [`SpendBuffer::writes`]: a count
+/// of the moments a batch's commit began and ended, odd while one may be committed in the
+/// database but still counted in the buffer (from just before its transaction until it has
+/// left the buffer; after a write that failed, until a later one succeeds, since a commit
+/// whose answer was lost may still have happened).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Writes(u64);
+
+impl Writes {
+    /// Whether no batch was between its commit and leaving the buffer at that moment.
+    fn settled(self) -> bool {
+        self.0.is_multiple_of(2)
+    }
+}
+
 /// Spend not yet written.
 #[derive(Debug, Default)]
 pub struct SpendBuffer {
@@ -36,7 +57,19 @@ pub struct SpendBuffer {
     /// Held by a flush while a committed batch leaves the buffer and `written` is told,
     /// and by [`Self::with_unwritten`]'s readers.
     moving: std::sync::RwLock<()>,
+    /// See [`Writes`]. Changed only by the one writer, the end of a batch under `moving`.
+    writes: AtomicU64,
+    /// A test's way into a flush between a batch's commit and the batch leaving the buffer.
+    #[cfg(test)]
+    pub(crate) pause_after_commit: Mutex<Option<PauseAfterCommit>>,
 }
+
+/// Said by a flush once its batch is committed; the flush goes on when the test answers.
+#[cfg(test)]
+pub(crate) type PauseAfterCommit = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::sync::oneshot::Receiver<()>,
+);
 
 impl SpendBuffer {
     fn pending(&self) -> MutexGuard<'_, Pending> {
@@ -68,6 +101,41 @@ impl SpendBuffer {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(self.of(token))
+    }
+
+    /// Where the writing stands now: taken before reading a key from the database, and
+    /// given to [`Self::if_unchanged`] with what was read.
+    pub fn writes(&self) -> Writes {
+        Writes(self.writes.load(Ordering::SeqCst))
+    }
+
+    /// `f(true)` if no batch could have been committed between `before` and now (the
+    /// database's figure read since `before` then matches what the buffer holds), `f(false)`
+    /// if one could; in both cases no batch leaves the buffer while `f` runs, so what `f`
+    /// reads and writes of what a flush's `written` updates stays in step with the buffer.
+    pub fn if_unchanged<R>(&self, before: Writes, f: impl FnOnce(bool) -> R) -> R {
+        let _still = self
+            .moving
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(before.settled() && self.writes() == before)
+    }
+
+    /// Marks a batch's commit as possibly in the database (odd), unless an earlier failed
+    /// write already left it so.
+    fn commit_may_begin(&self) {
+        let n = self.writes.load(Ordering::SeqCst);
+        if Writes(n).settled() {
+            self.writes.store(n + 1, Ordering::SeqCst);
+        }
+    }
+
+    /// Marks the committed batch as out of the buffer (even). Called under `moving`.
+    fn commit_landed(&self) {
+        let n = self.writes.load(Ordering::SeqCst);
+        if !Writes(n).settled() {
+            self.writes.store(n + 1, Ordering::SeqCst);
+        }
     }
 
     /// Calls buffered.
@@ -113,7 +181,16 @@ impl SpendBuffer {
                 return Ok(total);
             }
             left -= batch.len();
+            self.commit_may_begin();
             store.record(&batch).await.map_err(|e| (total, e))?;
+            #[cfg(test)]
+            {
+                let pause = self.pause_after_commit.lock().unwrap().take();
+                if let Some((reached, resume)) = pause {
+                    let _ = reached.send(());
+                    let _ = resume.await;
+                }
+            }
             let mut amounts: HashMap<String, (f64, usize)> = HashMap::new();
             for l in &batch {
                 let e = amounts.entry(l.api_key.clone()).or_default();
@@ -138,6 +215,7 @@ impl SpendBuffer {
                 }
             }
             written(&amounts.into_iter().map(|(t, (a, _))| (t, a)).collect());
+            self.commit_landed();
             drop(moving);
             total += batch.len();
         }
@@ -279,7 +357,10 @@ mod tests {
             .execute(&other)
             .await
             .unwrap();
+        // The failed commit may have happened: reads stay unsure until a write succeeds.
+        assert!(!buffer.writes().settled());
         assert_eq!(buffer.flush(&store, |_| {}).await.unwrap(), 3);
+        assert!(buffer.writes().settled());
         assert!(buffer.is_empty());
         assert_eq!(spend_of(&store, "t").await, 0.75);
         crate::keys::store::remove_db(&path);

@@ -1,7 +1,9 @@
 //! Virtual keys, spend, budgets and rate limits (LiteLLM's `/key/*` API).
 //!
 //! Keys are random (`sk-` + 48 hex characters), shown once, stored as SHA-256. The hot path
-//! reads keys from a cache (refreshed every [`CACHE_TTL`]) and never waits on the database:
+//! reads keys from a cache and does not wait on the database for a key in use: an entry
+//! older than [`REFRESH_AFTER`] is read again in the background while it is served, and only
+//! one not used for [`CACHE_TTL`] is read before a request goes on. Unknown keys are read first.
 //! spend is buffered and written in batches by a background task, and flushed on shutdown.
 //! Rate limits and budgets are per instance unless Redis is configured, in which case every
 //! instance counts in Redis and enforces one limit and one budget.
@@ -40,9 +42,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use store::{SpendLog, Store};
 
-/// How long a key read from the database is trusted; also how long a key deleted on another
-/// instance keeps working here.
+/// How long a key read from the database is served at most; also how long a key deleted on
+/// another instance keeps working here at most.
 pub const CACHE_TTL: Duration = Duration::from_secs(2);
+/// How old a cached key is when a request that uses it has it read again in the background
+/// (one read at a time per key), so that keys in steady use are never read on a request's
+/// path: a key deleted elsewhere stops working here about this long after, once used again.
+pub const REFRESH_AFTER: Duration = Duration::from_secs(1);
 /// How often buffered spend is written.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
 
@@ -58,8 +64,12 @@ pub enum Caller {
 #[derive(Debug)]
 struct Cached {
     record: Option<Arc<KeyRecord>>,
-    /// Until when the entry is served without asking the database again.
-    fresh_until: Instant,
+    /// From then on, a request that uses the entry has the key read again in the background.
+    refresh_at: Instant,
+    /// From then on (while the database answers), a request reads the key before going on.
+    expires: Instant,
+    /// Whether a background read of the key is under way.
+    refreshing: bool,
 }
 
 /// The key service.
@@ -173,34 +183,66 @@ impl Keys {
         matches!(self.limiter, Limiter::Redis(_))
     }
 
-    /// The key with this token: from the cache while fresh, else from the database; a
-    /// stale cache entry if the database does not answer.
-    async fn lookup(&self, token: &str) -> Result<Option<Arc<KeyRecord>>, ProxyError> {
-        let cached = self.cache.lock().ok().and_then(|c| {
-            c.get(token)
-                .map(|hit| (hit.record.clone(), hit.fresh_until > Instant::now()))
+    /// The key with this token: from the cache until the entry expires (read again in the
+    /// background once it is due), else from the database; an expired entry if the
+    /// database does not answer.
+    async fn lookup(self: &Arc<Self>, token: &str) -> Result<Option<Arc<KeyRecord>>, ProxyError> {
+        let up = self.database_up.load(Ordering::Acquire);
+        let now = Instant::now();
+        let cached = self.cache.lock().ok().and_then(|mut c| {
+            c.get_mut(token).map(|hit| {
+                let due = up && now >= hit.refresh_at && !hit.refreshing;
+                hit.refreshing |= due;
+                (hit.record.clone(), now < hit.expires, due)
+            })
         });
         let stale = match cached {
-            Some((record, true)) => return Ok(record),
-            Some((record, false)) => Some(record),
+            Some((record, true, due)) => {
+                if due {
+                    self.refresh_in_background(token);
+                }
+                return Ok(record);
+            }
+            Some((record, false, _)) => Some(record),
             None => None,
         };
-        if !self.database_up.load(Ordering::Acquire) {
+        if !up {
             return stale.ok_or_else(unknown_while_database_down);
         }
+        let me = Arc::clone(self);
+        let t = token.to_string();
+        self.at_home(async move { me.read(&t).await })
+            .await?
+            .or_else(|()| stale.ok_or_else(unknown_while_database_down))
+    }
+
+    /// Reads the key while a request that uses it goes on with the cached entry.
+    fn refresh_in_background(self: &Arc<Self>, token: &str) {
+        let me = Arc::clone(self);
+        let t = token.to_string();
+        self.home.spawn(async move {
+            if me.read(&t).await.is_err()
+                && let Ok(mut c) = me.cache.lock()
+                && let Some(hit) = c.get_mut(&t)
+            {
+                hit.refreshing = false;
+            }
+        });
+    }
+
+    /// Reads the key from the database into the cache; `Err` if the database did not answer.
+    async fn read(&self, token: &str) -> Result<Option<Arc<KeyRecord>>, ()> {
         let writes = self.spend.writes();
-        let (store, t) = (self.store.clone(), token.to_string());
-        let record = match self.at_home(async move { store.get(&t).await }).await? {
+        match self.store.get(token).await {
             Ok(r) => {
                 self.database_answered();
-                r
+                Ok(self.remember(token, r, writes))
             }
             Err(e) => {
                 self.database_failed(&e);
-                return stale.ok_or_else(unknown_while_database_down);
+                Err(())
             }
-        };
-        Ok(self.remember(token, record, writes))
+        }
     }
 
     /// Caches a key read from the database when the spend buffer's writing stood at
@@ -209,9 +251,9 @@ impl Keys {
     /// also holds (committed, not yet out of the buffer: counted twice) or lack spend the
     /// buffer no longer holds (committed and moved into the cached record after the read:
     /// counted nowhere). In that case the cached record's spend, which flushes keep in step
-    /// with the buffer, is kept with the rest of the record as read, and the entry is read
-    /// again by the next request. (A key with no cached record keeps what was read, and the
-    /// error, for that one request.)
+    /// with the buffer, is kept with the rest of the record as read, and the next request
+    /// has the entry read again (in the background). A key with no cached record keeps what
+    /// was read, and the error, for that one request: the next one reads it first.
     fn remember(
         &self,
         token: &str,
@@ -223,18 +265,20 @@ impl Keys {
                 return record.map(Arc::new);
             };
             let now = Instant::now();
-            let (record, fresh_until) = if unchanged {
-                (record, now + CACHE_TTL)
+            let (record, refresh_at, expires) = if unchanged {
+                (record, now + REFRESH_AFTER, now + CACHE_TTL)
             } else {
                 let kept = c.get(token).and_then(|hit| hit.record.as_ref());
-                let record = match (record, kept) {
-                    (Some(read), Some(kept)) => Some(KeyRecord {
-                        spend: kept.spend,
-                        ..read
-                    }),
-                    (read, _) => read,
-                };
-                (record, now)
+                match (record, kept) {
+                    (Some(read), Some(kept)) => {
+                        let record = KeyRecord {
+                            spend: kept.spend,
+                            ..read
+                        };
+                        (Some(record), now, now + CACHE_TTL)
+                    }
+                    (read, _) => (read, now, now),
+                }
             };
             let record = record.map(Arc::new);
             if c.len() > 100_000 {
@@ -244,7 +288,9 @@ impl Keys {
                 token.to_string(),
                 Cached {
                     record: record.clone(),
-                    fresh_until,
+                    refresh_at,
+                    expires,
+                    refreshing: false,
                 },
             );
             record
@@ -258,7 +304,7 @@ impl Keys {
     }
 
     /// Checks a presented key: it exists, is not deleted and not expired.
-    pub async fn authenticate(&self, key: &str) -> Result<Arc<KeyRecord>, ProxyError> {
+    pub async fn authenticate(self: &Arc<Self>, key: &str) -> Result<Arc<KeyRecord>, ProxyError> {
         let token = token_of(key);
         let Some(rec) = self.lookup(&token).await? else {
             return Err(ProxyError::Unauthorized("invalid API key".into()));
@@ -330,7 +376,11 @@ impl Keys {
         self.admit_here(rec, model).await
     }
 
-    async fn admit_here(&self, rec: &KeyRecord, model: &str) -> Result<Headroom, ProxyError> {
+    async fn admit_here(
+        self: &Arc<Self>,
+        rec: &KeyRecord,
+        model: &str,
+    ) -> Result<Headroom, ProxyError> {
         if !rec.models.is_empty()
             && !rec
                 .models
@@ -408,7 +458,11 @@ impl Keys {
         Ok(headroom)
     }
 
-    async fn admit_fresh(&self, token: &str, model: &str) -> Result<Headroom, ProxyError> {
+    async fn admit_fresh(
+        self: &Arc<Self>,
+        token: &str,
+        model: &str,
+    ) -> Result<Headroom, ProxyError> {
         match self.lookup(token).await? {
             Some(rec) if rec.budget_reset_at.is_none_or(|r| r > now()) => {
                 Box::pin(self.admit_here(&rec, model)).await
@@ -589,6 +643,52 @@ mod tests {
         assert_eq!(flush.await.unwrap(), Ok(2));
         assert_eq!(f.keys.spend(&cached).await.unwrap(), 0.5);
         assert_eq!(f.spend_now().await, 0.5);
+    }
+
+    /// A key in use is read again in the background once its entry is due: the request that
+    /// finds it due goes on at once with the cached record (its future is ready on the first
+    /// poll: it awaits nothing), and the read lands in the cache for the next ones.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_key_due_for_a_refresh_is_served_at_once_and_read_in_the_background() {
+        use futures::FutureExt;
+        let f = Fixture::new().await;
+        let first = f.keys.authenticate(&f.key).await.unwrap();
+        // Another instance charges the key; then this instance's entry comes due.
+        let elsewhere = store::SpendLog {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            api_key: f.token(),
+            model: "m".into(),
+            spend: 1.0,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            created_at: record::now(),
+        };
+        f.keys.store.record(&[elsewhere]).await.unwrap();
+        f.keys
+            .cache
+            .lock()
+            .unwrap()
+            .get_mut(&f.token())
+            .unwrap()
+            .refresh_at = Instant::now();
+        let served = f.keys.authenticate(&f.key).now_or_never();
+        let served = served
+            .expect("a due entry does not wait for the database")
+            .unwrap();
+        assert!(Arc::ptr_eq(&served, &first), "the cached record is served");
+        let mut read = None;
+        for _ in 0..500 {
+            let cached = f.keys.cache.lock().unwrap()[&f.token()].record.clone();
+            if let Some(rec) = cached.filter(|r| !Arc::ptr_eq(r, &first)) {
+                read = Some(rec);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let read = read.expect("the background read landed in the cache");
+        assert_eq!(read.spend, 1.0);
+        assert!(!f.keys.cache.lock().unwrap()[&f.token()].refreshing);
+        assert_eq!(f.spend_now().await, 1.0);
     }
 
     /// With no write of this instance's in between, a refresh takes the database's spend:

@@ -256,25 +256,11 @@ pub enum Attempt {
 }
 
 /// The INSERT of `n` rows. For [`Attempt::Retry`] it skips rows already there and returns the
-/// (time, id) of each row it inserted. SQLite gets anonymous `?` placeholders: the driver
-/// asks SQLite for each numbered parameter's name, a lookup that walks the statement's list
-/// of names, so `$1..$375` cost a quarter of the writer's time (a profile in
-/// docs/benchmarks.md). PostgreSQL only knows `$N`.
+/// (time, id) of each row it inserted. Placeholders as [`super::store::values_rows`] writes
+/// them (anonymous on SQLite: `$1..$375` once cost a quarter of the writer's time).
 fn insert_sql(n: usize, sqlite: bool, how: Attempt) -> String {
-    use std::fmt::Write;
     let mut sql = format!("INSERT INTO request_log ({ROW_COLUMNS}) VALUES ");
-    for r in 0..n {
-        sql.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 1..=15 {
-            let sep = if c == 1 { "" } else { ", " };
-            if sqlite {
-                let _ = write!(sql, "{sep}?");
-            } else {
-                let _ = write!(sql, "{sep}${}", r * 15 + c);
-            }
-        }
-        sql.push(')');
-    }
+    super::store::values_rows(&mut sql, n, 15, sqlite);
     if how == Attempt::Retry {
         sql.push_str(" ON CONFLICT (time_ms, id) DO NOTHING RETURNING time_ms, id");
     }

@@ -1,6 +1,6 @@
 //! The database: SQLite by default, PostgreSQL when configured, through sqlx's `Any` driver
 //! with one schema (`migrations/`) and one set of queries (`$n` placeholders in order, which
-//! both accept). Every call is bounded ([`DB_TIMEOUT`], or [`WRITE_TIMEOUT`] for a batch of
+//! both accept; multi-row INSERTs write theirs with [`values_rows`]). Every call is bounded ([`DB_TIMEOUT`], or [`WRITE_TIMEOUT`] for a batch of
 //! spend), so an unreachable or locked database fails a call instead of stalling it.
 
 use super::record::KeyRecord;
@@ -14,6 +14,42 @@ use std::time::Duration;
 pub const DB_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest one batch of spend ([`Store::record`]) may take.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Rows of spend logs per INSERT statement (a batch of [`super::spend::BATCH`] is written in
+/// several, in one transaction).
+pub const SPEND_ROWS_PER_INSERT: usize = 25;
+
+/// Appends `VALUES`' rows: `rows` parenthesised lists of `columns` placeholders. SQLite gets
+/// anonymous `?`s: for each numbered parameter the driver asks SQLite its name, a lookup that
+/// walks the statement's list of names, so a statement's cost grows with the square of its
+/// parameters (`$1..$3500` for 500 spend logs cost ~86k instructions a row, more than the
+/// request itself: docs/benchmarks.md). PostgreSQL only knows `$N`.
+pub(super) fn values_rows(sql: &mut String, rows: usize, columns: usize, sqlite: bool) {
+    use std::fmt::Write;
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 1..=columns {
+            let sep = if c == 1 { "" } else { ", " };
+            if sqlite {
+                let _ = write!(sql, "{sep}?");
+            } else {
+                let _ = write!(sql, "{sep}${}", r * columns + c);
+            }
+        }
+        sql.push(')');
+    }
+}
+
+/// The INSERT of `rows` spend logs, skipping those already written and returning the key
+/// and spend of each one inserted.
+fn spend_insert_sql(rows: usize, sqlite: bool) -> String {
+    let mut sql = String::from(
+        "INSERT INTO spend_logs (request_id, key_hash, model, spend, prompt_tokens, completion_tokens, created_at) VALUES ",
+    );
+    values_rows(&mut sql, rows, 7, sqlite);
+    sql.push_str(" ON CONFLICT (request_id) DO NOTHING RETURNING key_hash, spend");
+    sql
+}
 
 /// `f`, failed with a timeout error if it takes longer than `limit`.
 pub(super) async fn bounded<T>(
@@ -250,45 +286,46 @@ impl Store {
         .await
     }
 
-    /// Writes a batch of spend logs and adds their spend to the keys, in one transaction of
-    /// two statements plus one per key. Idempotent: a log whose request id is already stored
-    /// is skipped, and so is its spend, so a batch retried after a commit whose answer was
-    /// lost counts once.
+    /// Writes a batch of spend logs and adds their spend to the keys, in one transaction: an
+    /// INSERT per [`SPEND_ROWS_PER_INSERT`] logs, then an UPDATE per key, in the keys' order
+    /// (two instances' batches then lock shared keys in the same order: no deadlock on
+    /// PostgreSQL). Idempotent: a log whose request id is already stored is skipped, and so
+    /// is its spend, so a batch retried after a commit whose answer was lost counts once.
     pub async fn record(&self, logs: &[SpendLog]) -> Result<(), sqlx::Error> {
         if logs.is_empty() {
             return Ok(());
         }
         bounded(WRITE_TIMEOUT, async {
-            let rows: Vec<String> = (0..logs.len())
-                .map(|i| {
-                    let p: Vec<String> = (1..=7).map(|c| format!("${}", i * 7 + c)).collect();
-                    format!("({})", p.join(", "))
-                })
-                .collect();
-            let sql = format!(
-                "INSERT INTO spend_logs (request_id, key_hash, model, spend, prompt_tokens, completion_tokens, created_at) \
-                 VALUES {} ON CONFLICT (request_id) DO NOTHING RETURNING key_hash, spend",
-                rows.join(", ")
-            );
-            let mut insert = sqlx::query(&sql);
-            for l in logs {
-                insert = insert
-                    .bind(&l.request_id)
-                    .bind(&l.api_key)
-                    .bind(&l.model)
-                    .bind(l.spend)
-                    .bind(l.prompt_tokens)
-                    .bind(l.completion_tokens)
-                    .bind(l.created_at);
-            }
+            static FULL: [std::sync::OnceLock<String>; 2] =
+                [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+            let full = FULL[usize::from(self.sqlite)]
+                .get_or_init(|| spend_insert_sql(SPEND_ROWS_PER_INSERT, self.sqlite));
             let mut tx = self.pool.begin().await?;
             // Only the logs actually inserted come back: their spend is added, once.
-            let mut per_key: Vec<(String, f64)> = Vec::new();
-            for row in insert.fetch_all(&mut *tx).await? {
-                let (key, spend): (String, f64) = (row.try_get("key_hash")?, row.try_get("spend")?);
-                match per_key.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, total)) => *total += spend,
-                    None => per_key.push((key, spend)),
+            let mut per_key: std::collections::BTreeMap<String, f64> = Default::default();
+            for chunk in logs.chunks(SPEND_ROWS_PER_INSERT) {
+                let partial;
+                let sql = if chunk.len() == SPEND_ROWS_PER_INSERT {
+                    full
+                } else {
+                    partial = spend_insert_sql(chunk.len(), self.sqlite);
+                    &partial
+                };
+                let mut insert = sqlx::query(sql);
+                for l in chunk {
+                    insert = insert
+                        .bind(&l.request_id)
+                        .bind(&l.api_key)
+                        .bind(&l.model)
+                        .bind(l.spend)
+                        .bind(l.prompt_tokens)
+                        .bind(l.completion_tokens)
+                        .bind(l.created_at);
+                }
+                for row in insert.fetch_all(&mut *tx).await? {
+                    let (key, spend): (String, f64) =
+                        (row.try_get("key_hash")?, row.try_get("spend")?);
+                    *per_key.entry(key).or_default() += spend;
                 }
             }
             for (key, spend) in &per_key {
@@ -372,5 +409,76 @@ pub(crate) fn remove_db(path: &std::path::Path) {
         let mut p = path.as_os_str().to_owned();
         p.push(suffix);
         let _ = std::fs::remove_file(p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spend_inserts_number_postgresql_placeholders_and_leave_sqlites_anonymous() {
+        let pg = spend_insert_sql(2, false);
+        assert!(pg.contains("VALUES ($1, $2, "), "{pg}");
+        assert!(pg.contains("$13, $14) ON CONFLICT"), "{pg}");
+        let lite = spend_insert_sql(2, true);
+        assert_eq!(lite.matches('?').count(), 14, "{lite}");
+        assert!(!lite.contains('$'), "{lite}");
+        assert!(lite.ends_with("RETURNING key_hash, spend"), "{lite}");
+    }
+
+    fn log(id: usize, key: &str, spend: f64) -> SpendLog {
+        SpendLog {
+            request_id: format!("req-{id}"),
+            api_key: key.into(),
+            model: "m".into(),
+            spend,
+            prompt_tokens: 1,
+            completion_tokens: 2,
+            created_at: 0,
+        }
+    }
+
+    /// A batch of several statements' worth of logs for several keys, retried with logs
+    /// already written in every statement: each log counts once, for its own key.
+    #[tokio::test]
+    async fn a_batch_of_many_statements_retried_counts_each_log_once_for_its_key() {
+        let path =
+            std::env::temp_dir().join(format!("agentbridge-store-{}.db", uuid::Uuid::new_v4()));
+        let store = Store::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let mut key = KeyRecord {
+            token: String::new(),
+            key_alias: None,
+            key_name: "sk-...test".into(),
+            models: vec![],
+            max_budget: None,
+            budget_duration: None,
+            budget_reset_at: None,
+            rpm_limit: None,
+            tpm_limit: None,
+            expires: None,
+            metadata: Value::Null,
+            spend: 0.0,
+            created_at: 0,
+            deleted_at: None,
+        };
+        for token in ["a", "b"] {
+            key.token = token.into();
+            store.insert(&key).await.unwrap();
+        }
+        let n = 2 * SPEND_ROWS_PER_INSERT + 7;
+        let key_of = |i: usize| if i.is_multiple_of(3) { "a" } else { "b" };
+        let first: Vec<SpendLog> = (0..n).step_by(2).map(|i| log(i, key_of(i), 0.25)).collect();
+        store.record(&first).await.unwrap();
+        let all: Vec<SpendLog> = (0..n).map(|i| log(i, key_of(i), 0.25)).collect();
+        store.record(&all).await.unwrap();
+        for token in ["a", "b"] {
+            let expected = (0..n).filter(|&i| key_of(i) == token).count() as f64 * 0.25;
+            assert_eq!(store.get(token).await.unwrap().unwrap().spend, expected);
+        }
+        assert_eq!(store.logs("", "", 1000).await.unwrap().len(), n);
+        remove_db(&path);
     }
 }

@@ -70,7 +70,7 @@ impl LogRow {
     pub fn from_record(r: RequestRecord) -> Self {
         Self {
             id: if r.request_id.is_empty() {
-                uuid::Uuid::new_v4().to_string()
+                crate::doors::new_request_id()
             } else {
                 r.request_id
             },

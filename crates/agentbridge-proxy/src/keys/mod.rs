@@ -568,6 +568,20 @@ mod tests {
             self.keys.charge(rec, "m", &id, outcome).await
         }
 
+        /// A call charged by another instance, as its flush writes it.
+        async fn charge_elsewhere(&self, cost: f64) {
+            let log = store::SpendLog {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                api_key: self.token(),
+                model: "m".into(),
+                spend: cost,
+                prompt_tokens: 0,
+                completion_tokens: 0,
+                created_at: record::now(),
+            };
+            self.keys.store.record(&[log]).await.unwrap();
+        }
+
         /// The spend as a request starting now would see it.
         async fn spend_now(&self) -> f64 {
             let rec = self.keys.authenticate(&self.key).await.unwrap();
@@ -654,16 +668,7 @@ mod tests {
         let f = Fixture::new().await;
         let first = f.keys.authenticate(&f.key).await.unwrap();
         // Another instance charges the key; then this instance's entry comes due.
-        let elsewhere = store::SpendLog {
-            request_id: uuid::Uuid::new_v4().to_string(),
-            api_key: f.token(),
-            model: "m".into(),
-            spend: 1.0,
-            prompt_tokens: 0,
-            completion_tokens: 0,
-            created_at: record::now(),
-        };
-        f.keys.store.record(&[elsewhere]).await.unwrap();
+        f.charge_elsewhere(1.0).await;
         f.keys
             .cache
             .lock()
@@ -700,16 +705,7 @@ mod tests {
         f.charge(&rec, 0.25).await;
         let writes = f.keys.spend.writes();
         // Another instance's flush.
-        let elsewhere = store::SpendLog {
-            request_id: uuid::Uuid::new_v4().to_string(),
-            api_key: f.token(),
-            model: "m".into(),
-            spend: 1.0,
-            prompt_tokens: 0,
-            completion_tokens: 0,
-            created_at: record::now(),
-        };
-        f.keys.store.record(&[elsewhere]).await.unwrap();
+        f.charge_elsewhere(1.0).await;
         let read = f.keys.store.get(&f.token()).await.unwrap();
         let cached = f.keys.remember(&f.token(), read, writes).unwrap();
         assert_eq!(f.keys.spend(&cached).await.unwrap(), 1.25);

@@ -223,35 +223,42 @@ impl SpendBuffer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::keys::record::KeyRecord;
 
     async fn store_with_key(token: &str) -> (Store, std::path::PathBuf) {
+        store_with_keys(&[token]).await
+    }
+
+    /// A store on a new SQLite file holding keys with these tokens (no limits, nothing spent).
+    pub(crate) async fn store_with_keys(tokens: &[&str]) -> (Store, std::path::PathBuf) {
         let path =
             std::env::temp_dir().join(format!("agentbridge-spend-{}.db", uuid::Uuid::new_v4()));
         let store = Store::connect(&format!("sqlite://{}", path.display()))
             .await
             .unwrap();
-        store
-            .insert(&KeyRecord {
-                token: token.into(),
-                key_alias: None,
-                key_name: "sk-...test".into(),
-                models: vec![],
-                max_budget: None,
-                budget_duration: None,
-                budget_reset_at: None,
-                rpm_limit: None,
-                tpm_limit: None,
-                expires: None,
-                metadata: serde_json::Value::Null,
-                spend: 0.0,
-                created_at: 0,
-                deleted_at: None,
-            })
-            .await
-            .unwrap();
+        for token in tokens {
+            store
+                .insert(&KeyRecord {
+                    token: (*token).into(),
+                    key_alias: None,
+                    key_name: "sk-...test".into(),
+                    models: vec![],
+                    max_budget: None,
+                    budget_duration: None,
+                    budget_reset_at: None,
+                    rpm_limit: None,
+                    tpm_limit: None,
+                    expires: None,
+                    metadata: serde_json::Value::Null,
+                    spend: 0.0,
+                    created_at: 0,
+                    deleted_at: None,
+                })
+                .await
+                .unwrap();
+        }
         (store, path)
     }
 

@@ -443,31 +443,7 @@ mod tests {
     /// already written in every statement: each log counts once, for its own key.
     #[tokio::test]
     async fn a_batch_of_many_statements_retried_counts_each_log_once_for_its_key() {
-        let path =
-            std::env::temp_dir().join(format!("agentbridge-store-{}.db", uuid::Uuid::new_v4()));
-        let store = Store::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
-        let mut key = KeyRecord {
-            token: String::new(),
-            key_alias: None,
-            key_name: "sk-...test".into(),
-            models: vec![],
-            max_budget: None,
-            budget_duration: None,
-            budget_reset_at: None,
-            rpm_limit: None,
-            tpm_limit: None,
-            expires: None,
-            metadata: Value::Null,
-            spend: 0.0,
-            created_at: 0,
-            deleted_at: None,
-        };
-        for token in ["a", "b"] {
-            key.token = token.into();
-            store.insert(&key).await.unwrap();
-        }
+        let (store, path) = crate::keys::spend::tests::store_with_keys(&["a", "b"]).await;
         let n = 2 * SPEND_ROWS_PER_INSERT + 7;
         let key_of = |i: usize| if i.is_multiple_of(3) { "a" } else { "b" };
         let first: Vec<SpendLog> = (0..n).step_by(2).map(|i| log(i, key_of(i), 0.25)).collect();

@@ -3,8 +3,8 @@
 //! Keys are random (`sk-` + 48 hex characters), shown once, stored as SHA-256. The hot path
 //! reads keys from a cache and does not wait on the database for a key in use: an entry
 //! older than [`REFRESH_AFTER`] is read again in the background while it is served, and only
-//! one not used for [`CACHE_TTL`] is read before a request goes on. Unknown keys are read first.
-//! spend is buffered and written in batches by a background task, and flushed on shutdown.
+//! one not used for [`CACHE_TTL`] is read before a request goes on (as is an unknown key).
+//! Spend is buffered and written in batches by a background task, and flushed on shutdown.
 //! Rate limits and budgets are per instance unless Redis is configured, in which case every
 //! instance counts in Redis and enforces one limit and one budget.
 //!

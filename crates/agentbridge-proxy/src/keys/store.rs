@@ -1,6 +1,6 @@
 //! The database: SQLite by default, PostgreSQL when configured, through sqlx's `Any` driver
 //! with one schema (`migrations/`) and one set of queries (`$n` placeholders in order, which
-//! both accept; multi-row INSERTs write theirs with [`values_rows`]). Every call is bounded ([`DB_TIMEOUT`], or [`WRITE_TIMEOUT`] for a batch of
+//! both accept; multi-row INSERTs write theirs with `values_rows`). Every call is bounded ([`DB_TIMEOUT`], or [`WRITE_TIMEOUT`] for a batch of
 //! spend), so an unreachable or locked database fails a call instead of stalling it.
 
 use super::record::KeyRecord;

@@ -122,16 +122,6 @@ fn header(v: impl AsRef<str>) -> Option<HeaderValue> {
     HeaderValue::from_str(v.as_ref()).ok()
 }
 
-/// A new request id: a UUID whose first 48 bits are the time in ms (version 7) and whose
-/// other 74 are random. Ids made later sort later, so the spend log's primary key (the id)
-/// and the request log's grow at one end: with random (version 4) ids every spend log landed
-/// on a random page of a growing index, and SQLite's writer spent 23 us a virtual-key request
-/// writing and re-reading pages where it now spends 6 (docs/benchmarks.md). The same holds
-/// for PostgreSQL's B-trees.
-pub(crate) fn new_request_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
 fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -231,7 +221,7 @@ async fn answer<D: Door>(
         }
         _ => None,
     };
-    let request_id = new_request_id();
+    let request_id = observe::new_request_id();
     let mut meta = AnswerMeta {
         request_id: request_id.clone(),
         model: model.clone(),
@@ -384,19 +374,5 @@ impl Drop for EndOfStream {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    /// Request ids made one after another sort in the order they were made,
-    /// so the logs keyed by them grow at one end, and no two are the same.
-    #[test]
-    fn request_ids_sort_in_the_order_they_are_made() {
-        let ids: Vec<String> = (0..2000).map(|_| super::new_request_id()).collect();
-        let mut sorted = ids.clone();
-        sorted.sort();
-        sorted.dedup();
-        assert_eq!(sorted, ids);
     }
 }

@@ -70,7 +70,7 @@ impl LogRow {
     pub fn from_record(r: RequestRecord) -> Self {
         Self {
             id: if r.request_id.is_empty() {
-                crate::doors::new_request_id()
+                crate::observe::new_request_id()
             } else {
                 r.request_id
             },
@@ -281,23 +281,20 @@ impl Store {
             // Rows go in [`ROWS_PER_INSERT`] at a time: one statement per row cost as much
             // in the driver as in the database (a benchmark row in docs/benchmarks.md). Full
             // chunks reuse one statement; on a retry `RETURNING` names the rows inserted.
-            static FULL: [[std::sync::OnceLock<String>; 2]; 2] = [
+            static WHOLE: [[std::sync::OnceLock<String>; 2]; 2] = [
                 [std::sync::OnceLock::new(), std::sync::OnceLock::new()],
                 [std::sync::OnceLock::new(), std::sync::OnceLock::new()],
             ];
-            let full = FULL[usize::from(how == Attempt::Retry)][usize::from(self.sqlite)]
-                .get_or_init(|| insert_sql(ROWS_PER_INSERT, self.sqlite, how));
             let mut tx = self.pool.begin().await?;
             let mut sums: BTreeMap<(i64, &str, &str), Rollup> = BTreeMap::new();
             for chunk in rows.chunks(ROWS_PER_INSERT) {
-                let partial;
-                let sql = if chunk.len() == ROWS_PER_INSERT {
-                    full
-                } else {
-                    partial = insert_sql(chunk.len(), self.sqlite, how);
-                    &partial
-                };
-                let mut q = sqlx::query(sql);
+                let sql = super::store::chunk_statement(
+                    chunk.len(),
+                    ROWS_PER_INSERT,
+                    &WHOLE[usize::from(how == Attempt::Retry)][usize::from(self.sqlite)],
+                    |n| insert_sql(n, self.sqlite, how),
+                );
+                let mut q = sqlx::query(&sql);
                 for r in chunk {
                     q = q
                         .bind(&r.id)

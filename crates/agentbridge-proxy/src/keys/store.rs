@@ -40,6 +40,21 @@ pub(super) fn values_rows(sql: &mut String, rows: usize, columns: usize, sqlite:
     }
 }
 
+/// The statement for a chunk of `n` rows of a multi-row INSERT written `rows_per` rows at a
+/// time: a whole chunk's is made once per process (`whole`), a last, shorter chunk's each time.
+pub(super) fn chunk_statement(
+    n: usize,
+    rows_per: usize,
+    whole: &'static std::sync::OnceLock<String>,
+    make: impl Fn(usize) -> String,
+) -> std::borrow::Cow<'static, str> {
+    if n == rows_per {
+        whole.get_or_init(|| make(rows_per)).as_str().into()
+    } else {
+        make(n).into()
+    }
+}
+
 /// The INSERT of `rows` spend logs, skipping those already written and returning the key
 /// and spend of each one inserted.
 fn spend_insert_sql(rows: usize, sqlite: bool) -> String {
@@ -296,22 +311,19 @@ impl Store {
             return Ok(());
         }
         bounded(WRITE_TIMEOUT, async {
-            static FULL: [std::sync::OnceLock<String>; 2] =
+            static WHOLE: [std::sync::OnceLock<String>; 2] =
                 [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
-            let full = FULL[usize::from(self.sqlite)]
-                .get_or_init(|| spend_insert_sql(SPEND_ROWS_PER_INSERT, self.sqlite));
             let mut tx = self.pool.begin().await?;
             // Only the logs actually inserted come back: their spend is added, once.
             let mut per_key: std::collections::BTreeMap<String, f64> = Default::default();
             for chunk in logs.chunks(SPEND_ROWS_PER_INSERT) {
-                let partial;
-                let sql = if chunk.len() == SPEND_ROWS_PER_INSERT {
-                    full
-                } else {
-                    partial = spend_insert_sql(chunk.len(), self.sqlite);
-                    &partial
-                };
-                let mut insert = sqlx::query(sql);
+                let sql = chunk_statement(
+                    chunk.len(),
+                    SPEND_ROWS_PER_INSERT,
+                    &WHOLE[usize::from(self.sqlite)],
+                    |n| spend_insert_sql(n, self.sqlite),
+                );
+                let mut insert = sqlx::query(&sql);
                 for l in chunk {
                     insert = insert
                         .bind(&l.request_id)

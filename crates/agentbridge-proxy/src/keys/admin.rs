@@ -132,6 +132,7 @@ pub async fn create_key(keys: &Keys, f: &KeyFields) -> Result<(String, KeyRecord
         max_budget: None,
         budget_duration: None,
         budget_reset_at: None,
+        budget_period_start: None,
         rpm_limit: None,
         tpm_limit: None,
         expires: None,

@@ -21,6 +21,10 @@ const FILES: &[(&str, &str)] = &[
         "0003_request_log_keys.sql",
         include_str!("../../migrations/0003_request_log_keys.sql"),
     ),
+    (
+        "0004_budget_period_start.sql",
+        include_str!("../../migrations/0004_budget_period_start.sql"),
+    ),
 ];
 
 /// The embedded migrations, as a source for `sqlx::migrate::Migrator::new`.

@@ -270,7 +270,10 @@ impl Keys {
             } else {
                 let kept = c.get(token).and_then(|hit| hit.record.as_ref());
                 match (record, kept) {
-                    (Some(read), Some(kept)) => {
+                    // (A record of another budget period says nothing of this one's spend.)
+                    (Some(read), Some(kept))
+                        if kept.budget_period_start == read.budget_period_start =>
+                    {
                         let record = KeyRecord {
                             spend: kept.spend,
                             ..read
@@ -325,18 +328,21 @@ impl Keys {
     }
 
     /// The key's spend as this instance knows it: the database's figure as last read or
-    /// written here, plus what was charged here and not yet written. The first is the
+    /// written here, plus what was charged here in its budget period and not yet written
+    /// (spend charged before a reset and written after it counts in the period before, as
+    /// [`store::Store::record`] writes it). The first is the
     /// cached record's, which a flush updates (`rec`, the record a request started with,
     /// may predate it: with `rec.spend`, the spend written meanwhile would count nowhere);
     /// both are read while no flush is moving spend from the buffer into the cached record.
     fn local_spend(&self, rec: &KeyRecord) -> f64 {
         self.spend.with_unwritten(&rec.token, |unwritten| {
-            let written = self.cache.lock().ok().and_then(|c| {
+            let cached = self.cache.lock().ok().and_then(|c| {
                 c.get(&rec.token)
                     .and_then(|hit| hit.record.as_ref())
-                    .map(|r| r.spend)
+                    .map(|r| (r.spend, r.budget_period_start))
             });
-            written.unwrap_or(rec.spend) + unwritten
+            let (written, period) = cached.unwrap_or((rec.spend, rec.budget_period_start));
+            written + unwritten.since(period)
         })
     }
 
@@ -402,7 +408,7 @@ impl Keys {
         {
             if self
                 .store
-                .reset_budget(&rec.token, reset, t + d)
+                .reset_budget(&rec.token, reset, t, t + d)
                 .await
                 .map_err(db_err)?
             {
@@ -568,18 +574,50 @@ mod tests {
             self.keys.charge(rec, "m", &id, outcome).await
         }
 
-        /// A call charged by another instance, as its flush writes it.
-        async fn charge_elsewhere(&self, cost: f64) {
-            let log = store::SpendLog {
-                request_id: uuid::Uuid::new_v4().to_string(),
+        /// A call's spend log, charged at `at`.
+        fn log(&self, cost: f64, at: i64) -> store::SpendLog {
+            store::SpendLog {
+                request_id: crate::observe::new_request_id(),
                 api_key: self.token(),
                 model: "m".into(),
                 spend: cost,
                 prompt_tokens: 0,
                 completion_tokens: 0,
-                created_at: record::now(),
-            };
-            self.keys.store.record(&[log]).await.unwrap();
+                created_at: at,
+            }
+        }
+
+        /// A call charged by another instance at `at`, as its flush writes it; the spend it
+        /// added to the key.
+        async fn charge_elsewhere_at(&self, cost: f64, at: i64) -> f64 {
+            let added = self.keys.store.record(&[self.log(cost, at)]).await.unwrap();
+            added.get(&self.token()).copied().unwrap_or(0.0)
+        }
+
+        /// A call charged by another instance now, as its flush writes it.
+        async fn charge_elsewhere(&self, cost: f64) {
+            self.charge_elsewhere_at(cost, record::now()).await;
+        }
+
+        /// Gives the key a budget of `max` USD a day whose period ended `ago` seconds ago
+        /// (the next request resets it).
+        async fn budget_period_ended(&self, max: f64, ago: i64) {
+            sqlx::query(
+                "UPDATE virtual_keys SET max_budget = $1, budget_duration = '1d', budget_reset_at = $2 \
+                 WHERE key_hash = $3",
+            )
+            .bind(max)
+            .bind(record::now() - ago)
+            .bind(self.token())
+            .execute(&self.keys.store.pool)
+            .await
+            .unwrap();
+            self.keys.forget(&self.token());
+        }
+
+        /// The key as stored.
+        async fn stored(&self) -> KeyRecord {
+            self.keys.store.get(&self.token()).await.unwrap().unwrap()
         }
 
         /// The spend as a request starting now would see it.
@@ -595,6 +633,71 @@ mod tests {
                 store::remove_db(path);
             }
         }
+    }
+
+    /// A key whose budget is spent is refused until its period ends; the next request after
+    /// that starts a new period (spend zero, the next end a period later) and is admitted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn the_first_request_after_a_budget_period_ends_starts_a_new_one() {
+        let f = Fixture::new().await;
+        let rec = f.keys.authenticate(&f.key).await.unwrap();
+        f.charge(&rec, 1.0).await;
+        f.keys.flush().await.unwrap();
+        f.budget_period_ended(1.0, -60).await;
+        let rec = f.keys.authenticate(&f.key).await.unwrap();
+        let refused = f.keys.admit(&rec, "m").await.unwrap_err();
+        assert!(refused.to_string().contains("budget exceeded"), "{refused}");
+
+        f.budget_period_ended(1.0, 5).await;
+        let rec = f.keys.authenticate(&f.key).await.unwrap();
+        let t = record::now();
+        f.keys.admit(&rec, "m").await.unwrap();
+        let stored = f.stored().await;
+        assert_eq!(stored.spend, 0.0);
+        let start = stored.budget_period_start.unwrap();
+        assert!((t..=record::now()).contains(&start), "{start} from {t}");
+        assert_eq!(stored.budget_reset_at, Some(start + 86_400));
+        assert_eq!(f.spend_now().await, 0.0);
+    }
+
+    /// A call charged just before its key's budget period ended, still buffered when the
+    /// next request reset the budget, is written after the reset: its log is kept but its
+    /// spend stays in the period that ended (it was once added to the new period's spend).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn spend_charged_before_a_budget_reset_and_written_after_it_counts_in_the_old_period() {
+        let f = Fixture::new().await;
+        f.budget_period_ended(1.0, 5).await;
+        let rec = f.keys.authenticate(&f.key).await.unwrap();
+        // Charged (not yet written) ten seconds ago, in the period that has ended.
+        f.keys.spend.push(f.log(0.25, record::now() - 10));
+        f.keys.admit(&rec, "m").await.unwrap();
+        assert_eq!(
+            f.spend_now().await,
+            0.0,
+            "the buffered old spend is not this period's"
+        );
+        let fresh = f.keys.authenticate(&f.key).await.unwrap();
+        assert_eq!(f.charge(&fresh, 0.5).await, 0.5);
+        assert_eq!(f.keys.flush().await.unwrap(), 2);
+        assert_eq!(f.stored().await.spend, 0.5);
+        assert_eq!(f.spend_now().await, 0.5);
+        let logs = f.keys.store.logs(&f.token(), "", 10).await.unwrap();
+        assert_eq!(logs.len(), 2, "both calls' logs are kept");
+    }
+
+    /// The same for another instance's buffered spend, written after this one reset the
+    /// budget: spend charged before the new period began adds nothing to it, spend charged
+    /// since does.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn another_instances_spend_from_before_a_reset_adds_nothing_to_the_new_period() {
+        let f = Fixture::new().await;
+        f.budget_period_ended(1.0, 5).await;
+        let rec = f.keys.authenticate(&f.key).await.unwrap();
+        f.keys.admit(&rec, "m").await.unwrap();
+        let start = f.stored().await.budget_period_start.unwrap();
+        assert_eq!(f.charge_elsewhere_at(0.25, start - 1).await, 0.0);
+        assert_eq!(f.charge_elsewhere_at(0.125, start).await, 0.125);
+        assert_eq!(f.stored().await.spend, 0.125);
     }
 
     /// A request that began before a flush wrote the key's spend is charged after it: the

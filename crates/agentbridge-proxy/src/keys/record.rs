@@ -20,6 +20,10 @@ pub struct KeyRecord {
     pub budget_duration: Option<String>,
     /// Unix seconds of the next budget reset.
     pub budget_reset_at: Option<i64>,
+    /// Unix seconds of the last budget reset: the current period's start (`None` before the
+    /// first reset). Spend charged before it counts in the period that ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_period_start: Option<i64>,
     /// Requests per minute.
     pub rpm_limit: Option<i64>,
     /// Tokens per minute.

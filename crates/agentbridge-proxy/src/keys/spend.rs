@@ -17,7 +17,7 @@
 //! can exceed the bound by at most the requests in flight.
 
 use super::store::{SpendLog, Store};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -29,8 +29,22 @@ pub const BATCH: usize = 500;
 #[derive(Debug, Default)]
 struct Pending {
     logs: VecDeque<SpendLog>,
-    /// Per key, the spend of `logs` and how many of them are the key's.
-    spend: HashMap<String, (f64, usize)>,
+    /// Per key and second charged, the spend of `logs` and how many of them they are.
+    spend: HashMap<String, BTreeMap<i64, (f64, usize)>>,
+}
+
+/// A key's spend not yet written, from [`SpendBuffer::with_unwritten`].
+#[derive(Debug, Clone, Copy)]
+pub struct Unwritten<'a> {
+    buffer: &'a SpendBuffer,
+    token: &'a str,
+}
+
+impl Unwritten<'_> {
+    /// The spend charged at or after `start` (all of it for `None`): a budget period's share.
+    pub fn since(&self, start: Option<i64>) -> f64 {
+        self.buffer.of(self.token, start)
+    }
 }
 
 /// Where the writing of spend stood at some moment, from [`SpendBuffer::writes`]: a count
@@ -81,26 +95,39 @@ impl SpendBuffer {
     /// Buffers one call's spend.
     pub fn push(&self, log: SpendLog) {
         let mut p = self.pending();
-        let e = p.spend.entry(log.api_key.clone()).or_default();
+        let e = p
+            .spend
+            .entry(log.api_key.clone())
+            .or_default()
+            .entry(log.created_at)
+            .or_default();
         e.0 += log.spend;
         e.1 += 1;
         p.logs.push_back(log);
     }
 
-    /// The key's spend not yet written.
-    pub fn of(&self, token: &str) -> f64 {
-        self.pending().spend.get(token).map_or(0.0, |e| e.0)
+    /// The key's spend not yet written, charged at or after `start` (all of it for `None`).
+    pub fn of(&self, token: &str, start: Option<i64>) -> f64 {
+        self.pending().spend.get(token).map_or(0.0, |seconds| {
+            seconds
+                .range(start.unwrap_or(i64::MIN)..)
+                .map(|(_, (spend, _))| spend)
+                .sum()
+        })
     }
 
     /// `f` of the key's spend not yet written, while no flush is moving written spend out
-    /// of the buffer (see [`Self::flush`]): what `f` reads of what a flush's `written`
-    /// updates is from the same moment as the figure it is given.
-    pub fn with_unwritten<R>(&self, token: &str, f: impl FnOnce(f64) -> R) -> R {
+    /// of the buffer (see [`Self::flush`]): what `f` reads of it and of what a flush's
+    /// `written` updates is from one moment.
+    pub fn with_unwritten<R>(&self, token: &str, f: impl FnOnce(Unwritten<'_>) -> R) -> R {
         let _still = self
             .moving
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(self.of(token))
+        f(Unwritten {
+            buffer: self,
+            token,
+        })
     }
 
     /// Where the writing stands now: taken before reading a key from the database, and
@@ -156,7 +183,8 @@ impl SpendBuffer {
     /// Writes the calls buffered when it starts, batch by batch, oldest first; calls charged
     /// meanwhile wait for the next flush (chasing them would write ever smaller transactions,
     /// as [`super::request_log::RequestLogBuffer::flush`] says). `written` is told each
-    /// batch's spend per key once it is committed, in one step with the batch leaving the
+    /// batch's spend added to each key once it is committed (a log charged before its key's
+    /// budget period began adds none: see [`Store::record`]), in one step with the batch leaving the
     /// buffer as [`Self::with_unwritten`] sees it. Returns the number of calls written, or
     /// the error that stopped the writing (what was not written stays buffered).
     pub async fn flush(
@@ -182,7 +210,7 @@ impl SpendBuffer {
             }
             left -= batch.len();
             self.commit_may_begin();
-            store.record(&batch).await.map_err(|e| (total, e))?;
+            let added = store.record(&batch).await.map_err(|e| (total, e))?;
             #[cfg(test)]
             {
                 let pause = self.pause_after_commit.lock().unwrap().take();
@@ -191,9 +219,9 @@ impl SpendBuffer {
                     let _ = resume.await;
                 }
             }
-            let mut amounts: HashMap<String, (f64, usize)> = HashMap::new();
+            let mut amounts: HashMap<(&str, i64), (f64, usize)> = HashMap::new();
             for l in &batch {
-                let e = amounts.entry(l.api_key.clone()).or_default();
+                let e = amounts.entry((&l.api_key, l.created_at)).or_default();
                 e.0 += l.spend;
                 e.1 += 1;
             }
@@ -204,17 +232,23 @@ impl SpendBuffer {
             {
                 let mut p = self.pending();
                 p.logs.drain(..batch.len());
-                for (token, (amount, n)) in &amounts {
-                    if let Some(left) = p.spend.get_mut(token) {
+                for ((token, second), (amount, n)) in amounts {
+                    let Some(seconds) = p.spend.get_mut(token) else {
+                        continue;
+                    };
+                    if let Some(left) = seconds.get_mut(&second) {
                         left.0 -= amount;
-                        left.1 = left.1.saturating_sub(*n);
+                        left.1 = left.1.saturating_sub(n);
                         if left.1 == 0 {
-                            p.spend.remove(token);
+                            seconds.remove(&second);
                         }
+                    }
+                    if seconds.is_empty() {
+                        p.spend.remove(token);
                     }
                 }
             }
-            written(&amounts.into_iter().map(|(t, (a, _))| (t, a)).collect());
+            written(&added);
             self.commit_landed();
             drop(moving);
             total += batch.len();
@@ -248,6 +282,7 @@ pub(crate) mod tests {
                     max_budget: None,
                     budget_duration: None,
                     budget_reset_at: None,
+                    budget_period_start: None,
                     rpm_limit: None,
                     tpm_limit: None,
                     expires: None,
@@ -299,7 +334,7 @@ pub(crate) mod tests {
         for i in 0..(2 * BATCH + 7) {
             buffer.push(log(i, "t"));
         }
-        assert_eq!(buffer.of("t"), (2 * BATCH + 7) as f64 * 0.25);
+        assert_eq!(buffer.of("t", None), (2 * BATCH + 7) as f64 * 0.25);
         let mut batches = Vec::new();
         let n = buffer
             .flush(&store, |amounts| batches.push(amounts["t"]))
@@ -310,7 +345,7 @@ pub(crate) mod tests {
             batches,
             vec![BATCH as f64 * 0.25, BATCH as f64 * 0.25, 7.0 * 0.25]
         );
-        assert!(buffer.is_empty() && buffer.of("t") == 0.0);
+        assert!(buffer.is_empty() && buffer.of("t", None) == 0.0);
         assert_eq!(spend_of(&store, "t").await, (2 * BATCH + 7) as f64 * 0.25);
         crate::keys::store::remove_db(&path);
     }
@@ -335,7 +370,7 @@ pub(crate) mod tests {
             .unwrap();
         assert_eq!(n, BATCH + 3, "only what was buffered when the flush began");
         assert_eq!(buffer.len(), 4);
-        assert_eq!(buffer.of("t"), 1.0);
+        assert_eq!(buffer.of("t", None), 1.0);
         assert_eq!(buffer.flush(&store, |_| {}).await.unwrap(), 4);
         assert_eq!(spend_of(&store, "t").await, (BATCH + 7) as f64 * 0.25);
         crate::keys::store::remove_db(&path);
@@ -359,7 +394,7 @@ pub(crate) mod tests {
         let (written, _) = buffer.flush(&store, |_| {}).await.unwrap_err();
         assert_eq!(written, 0);
         assert_eq!(buffer.len(), 3);
-        assert_eq!(buffer.of("t"), 0.75);
+        assert_eq!(buffer.of("t", None), 0.75);
         sqlx::query("ALTER TABLE away RENAME TO spend_logs")
             .execute(&other)
             .await

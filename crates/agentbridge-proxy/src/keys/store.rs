@@ -7,6 +7,7 @@ use super::record::KeyRecord;
 use serde_json::Value;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// The longest a database call on the request path (a key lookup, an admin call) may take,
@@ -62,7 +63,7 @@ fn spend_insert_sql(rows: usize, sqlite: bool) -> String {
         "INSERT INTO spend_logs (request_id, key_hash, model, spend, prompt_tokens, completion_tokens, created_at) VALUES ",
     );
     values_rows(&mut sql, rows, 7, sqlite);
-    sql.push_str(" ON CONFLICT (request_id) DO NOTHING RETURNING key_hash, spend");
+    sql.push_str(" ON CONFLICT (request_id) DO NOTHING RETURNING key_hash, spend, created_at");
     sql
 }
 
@@ -108,7 +109,7 @@ pub struct Store {
 }
 
 const COLUMNS: &str = "key_hash, key_alias, key_prefix, models, max_budget, budget_duration, budget_reset_at, \
-    rpm_limit, tpm_limit, expires_at, metadata, spend, created_at, deleted_at";
+    budget_period_start, rpm_limit, tpm_limit, expires_at, metadata, spend, created_at, deleted_at";
 
 /// The columns a key's owner can change, in the order [`bind_settings`] binds them.
 const SETTINGS: &str = "key_alias, models, max_budget, budget_duration, budget_reset_at, rpm_limit, tpm_limit, \
@@ -140,6 +141,7 @@ fn record(row: &AnyRow) -> Result<KeyRecord, sqlx::Error> {
         max_budget: row.try_get("max_budget")?,
         budget_duration: row.try_get("budget_duration")?,
         budget_reset_at: row.try_get("budget_reset_at")?,
+        budget_period_start: row.try_get("budget_period_start")?,
         rpm_limit: row.try_get("rpm_limit")?,
         tpm_limit: row.try_get("tpm_limit")?,
         expires: row.try_get("expires_at")?,
@@ -280,18 +282,22 @@ impl Store {
         .await
     }
 
-    /// Starts a new budget period if the current one is over (one instance wins).
+    /// Starts a new budget period at `at` if the current one is over (one instance wins):
+    /// zero spend, the period's start and its end (`next_reset`).
     pub async fn reset_budget(
         &self,
         token: &str,
         old_reset: i64,
-        new_reset: i64,
+        at: i64,
+        next_reset: i64,
     ) -> Result<bool, sqlx::Error> {
         bounded(DB_TIMEOUT, async {
             let r = sqlx::query(
-                "UPDATE virtual_keys SET spend = 0, budget_reset_at = $1 WHERE key_hash = $2 AND budget_reset_at = $3",
+                "UPDATE virtual_keys SET spend = 0, budget_period_start = $1, budget_reset_at = $2 \
+                 WHERE key_hash = $3 AND budget_reset_at = $4",
             )
-            .bind(new_reset)
+            .bind(at)
+            .bind(next_reset)
             .bind(token)
             .bind(old_reset)
             .execute(&self.pool)
@@ -306,16 +312,21 @@ impl Store {
     /// (two instances' batches then lock shared keys in the same order: no deadlock on
     /// PostgreSQL). Idempotent: a log whose request id is already stored is skipped, and so
     /// is its spend, so a batch retried after a commit whose answer was lost counts once.
-    pub async fn record(&self, logs: &[SpendLog]) -> Result<(), sqlx::Error> {
+    /// A log charged before its key's budget period began (the batch was still buffered at
+    /// the reset) is stored, but its spend counted in the period that ended, not this one.
+    /// Returns the spend added to each key.
+    pub async fn record(&self, logs: &[SpendLog]) -> Result<HashMap<String, f64>, sqlx::Error> {
+        let mut added = HashMap::new();
         if logs.is_empty() {
-            return Ok(());
+            return Ok(added);
         }
         bounded(WRITE_TIMEOUT, async {
             static WHOLE: [std::sync::OnceLock<String>; 2] =
                 [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
             let mut tx = self.pool.begin().await?;
-            // Only the logs actually inserted come back: their spend is added, once.
-            let mut per_key: std::collections::BTreeMap<String, f64> = Default::default();
+            // Only the logs actually inserted come back: their spend is added, once. Per key
+            // and second charged, so that each sum is added or not as a whole.
+            let mut per_key: std::collections::BTreeMap<(String, i64), f64> = Default::default();
             for chunk in logs.chunks(SPEND_ROWS_PER_INSERT) {
                 let sql = chunk_statement(
                     chunk.len(),
@@ -335,19 +346,30 @@ impl Store {
                         .bind(l.created_at);
                 }
                 for row in insert.fetch_all(&mut *tx).await? {
-                    let (key, spend): (String, f64) =
-                        (row.try_get("key_hash")?, row.try_get("spend")?);
-                    *per_key.entry(key).or_default() += spend;
+                    let (key, at, spend): (String, i64, f64) = (
+                        row.try_get("key_hash")?,
+                        row.try_get("created_at")?,
+                        row.try_get("spend")?,
+                    );
+                    *per_key.entry((key, at)).or_default() += spend;
                 }
             }
-            for (key, spend) in &per_key {
-                sqlx::query("UPDATE virtual_keys SET spend = spend + $1 WHERE key_hash = $2")
-                    .bind(spend)
-                    .bind(key)
-                    .execute(&mut *tx)
-                    .await?;
+            for ((key, at), spend) in per_key {
+                let r = sqlx::query(
+                    "UPDATE virtual_keys SET spend = spend + $1 WHERE key_hash = $2 \
+                     AND (budget_period_start IS NULL OR budget_period_start <= $3)",
+                )
+                .bind(spend)
+                .bind(&key)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+                if r.rows_affected() > 0 {
+                    *added.entry(key).or_default() += spend;
+                }
             }
-            tx.commit().await
+            tx.commit().await?;
+            Ok(added)
         })
         .await
     }
@@ -436,7 +458,10 @@ mod tests {
         let lite = spend_insert_sql(2, true);
         assert_eq!(lite.matches('?').count(), 14, "{lite}");
         assert!(!lite.contains('$'), "{lite}");
-        assert!(lite.ends_with("RETURNING key_hash, spend"), "{lite}");
+        assert!(
+            lite.ends_with("RETURNING key_hash, spend, created_at"),
+            "{lite}"
+        );
     }
 
     fn log(id: usize, key: &str, spend: f64) -> SpendLog {

@@ -698,6 +698,16 @@ mod tests {
         assert_eq!(f.charge_elsewhere_at(0.25, start - 1).await, 0.0);
         assert_eq!(f.charge_elsewhere_at(0.125, start).await, 0.125);
         assert_eq!(f.stored().await.spend, 0.125);
+        // One batch across the start: only its calls charged since count.
+        let batch = [
+            f.log(1.0, start - 2),
+            f.log(0.5, start - 1),
+            f.log(0.25, start),
+            f.log(0.125, start + 1),
+        ];
+        let added = f.keys.store.record(&batch).await.unwrap();
+        assert_eq!(added.get(&f.token()), Some(&0.375));
+        assert_eq!(f.stored().await.spend, 0.5);
     }
 
     /// A request that began before a flush wrote the key's spend is charged after it: the

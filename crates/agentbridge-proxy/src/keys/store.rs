@@ -7,7 +7,7 @@ use super::record::KeyRecord;
 use serde_json::Value;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 /// The longest a database call on the request path (a key lookup, an admin call) may take,
@@ -65,6 +65,26 @@ fn spend_insert_sql(rows: usize, sqlite: bool) -> String {
     values_rows(&mut sql, rows, 7, sqlite);
     sql.push_str(" ON CONFLICT (request_id) DO NOTHING RETURNING key_hash, spend, created_at");
     sql
+}
+
+/// Adds `spend`, charged at `at`, to the key's, unless the key's budget period began after
+/// `at`; whether it did.
+async fn add_spend(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    key: &str,
+    at: i64,
+    spend: f64,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE virtual_keys SET spend = spend + $1 WHERE key_hash = $2 \
+         AND (budget_period_start IS NULL OR budget_period_start <= $3)",
+    )
+    .bind(spend)
+    .bind(key)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected() > 0)
 }
 
 /// `f`, failed with a timeout error if it takes longer than `limit`.
@@ -325,8 +345,8 @@ impl Store {
                 [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
             let mut tx = self.pool.begin().await?;
             // Only the logs actually inserted come back: their spend is added, once. Per key
-            // and second charged, so that each sum is added or not as a whole.
-            let mut per_key: std::collections::BTreeMap<(String, i64), f64> = Default::default();
+            // and second charged, so that a sum is added or not as a whole.
+            let mut per_key: BTreeMap<String, BTreeMap<i64, f64>> = BTreeMap::new();
             for chunk in logs.chunks(SPEND_ROWS_PER_INSERT) {
                 let sql = chunk_statement(
                     chunk.len(),
@@ -351,21 +371,23 @@ impl Store {
                         row.try_get("created_at")?,
                         row.try_get("spend")?,
                     );
-                    *per_key.entry((key, at)).or_default() += spend;
+                    *per_key.entry(key).or_default().entry(at).or_default() += spend;
                 }
             }
-            for ((key, at), spend) in per_key {
-                let r = sqlx::query(
-                    "UPDATE virtual_keys SET spend = spend + $1 WHERE key_hash = $2 \
-                     AND (budget_period_start IS NULL OR budget_period_start <= $3)",
-                )
-                .bind(spend)
-                .bind(&key)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-                if r.rows_affected() > 0 {
-                    *added.entry(key).or_default() += spend;
+            for (key, seconds) in per_key {
+                // All at once when the key's period began by its first call here (nearly
+                // always: one UPDATE a key), else second by second.
+                let first = seconds.keys().next().copied().unwrap_or_default();
+                let all = seconds.values().sum();
+                if add_spend(&mut tx, &key, first, all).await? {
+                    added.insert(key, all);
+                    continue;
+                }
+                // (The first second is not added: the period began after it.)
+                for (at, spend) in seconds.into_iter().skip(1) {
+                    if add_spend(&mut tx, &key, at, spend).await? {
+                        *added.entry(key.clone()).or_default() += spend;
+                    }
                 }
             }
             tx.commit().await?;

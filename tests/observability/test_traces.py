@@ -308,3 +308,27 @@ def test_sampler_off_exports_nothing_and_shutdown_flushes(receiver, emulator, tm
     assert "agentbridge-off" not in services
     assert not [s for s in receiver.spans() if s["trace_id"] == off_trace]
     assert len([s for s in receiver.spans() if s["trace_id"] == slow_trace]) >= 8
+
+
+def test_an_unreachable_collector_is_logged_and_requests_go_on(emulator, tmp_path_factory):
+    """The SDK's own reports of failed exports are compiled out: the gateway logs them (once,
+    then at most a minute apart), with the endpoint's error, and answers as usual."""
+    nobody = free_port()  # nothing listens there
+    url, gw = start_gateway(tmp_path_factory, emulator, "unreachable",
+                            {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{nobody}"})
+    log = pathlib.Path(gw.log.name)
+    try:
+        for _ in range(3):
+            r = requests.post(f"{url}/v1/chat/completions", headers={"traceparent": traceparent()[0]}, timeout=30,
+                              json={"model": "bedrock-agent-1", "messages": [{"role": "user", "content": CANARY}]})
+            assert r.status_code == 200
+        deadline = time.time() + 30
+        while "OpenTelemetry export failed" not in log.read_text() and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)  # later batches fail too, within the minute: not logged again
+    finally:
+        gw.stop()
+    lines = [line for line in log.read_text().splitlines() if "OpenTelemetry export failed" in line]
+    assert len(lines) == 1, lines
+    assert "agentbridge::otel" in lines[0] and "spans_dropped=" in lines[0], lines[0]
+    assert CANARY not in log.read_text()

@@ -13,6 +13,7 @@ AgentCore agents are commonly written:
 | `result_text` | `return str(agent(prompt))` (a JSON string body) |
 | `raise_midstream` | yields the text of the first two `data` events, then raises |
 | `tool` | raw events of an agent with a `@tool` the model calls first |
+| `request_headers` | returns the request headers the runtime passed to the agent code (`context.request_headers`), as JSON text; no model |
 
 Run: `AGENT_SHAPE=text AGENT_PORT=8081 python app.py` (listens on 127.0.0.1:AGENT_PORT,
 default 8080, as the AgentCore container contract says: `POST /invocations`, `GET /ping`).
@@ -20,6 +21,7 @@ default 8080, as the AgentCore container contract says: `POST /invocations`, `GE
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -29,7 +31,7 @@ from strands import Agent, tool
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from scripted_model import ScriptedModel  # noqa: E402
 
-SHAPES = ("raw_events", "text", "result_json", "result_text", "raise_midstream", "tool")
+SHAPES = ("raw_events", "text", "result_json", "result_text", "raise_midstream", "tool", "request_headers")
 SHAPE = os.environ.get("AGENT_SHAPE", "raw_events")
 if SHAPE not in SHAPES:
     raise SystemExit(f"AGENT_SHAPE must be one of {', '.join(SHAPES)}; got {SHAPE!r}")
@@ -90,6 +92,13 @@ elif SHAPE == "raise_midstream":
                 sent += 1
                 if sent == 2:
                     raise RuntimeError("scripted failure after two chunks")
+
+elif SHAPE == "request_headers":
+
+    @app.entrypoint
+    def invoke(payload, context):
+        headers = getattr(context, "request_headers", None) or {}
+        return {"result": {"content": [{"text": json.dumps(headers, sort_keys=True)}]}}
 
 elif SHAPE == "result_json":
 

@@ -33,6 +33,8 @@ ACCOUNT_ID = "123456789012"
 REGION = "us-west-2"
 BEARER_TOKEN = "agentcore-test-bearer-token-0123456789"
 SHAPES = ("raw_events", "text", "result_json", "result_text", "raise_midstream", "tool")
+# Shapes for single gateway tests, without recorded goldens.
+TEST_SHAPES = ("request_headers",)
 
 
 def runtime_arn(name: str, suffix: str = "AbCdE12345", region: str = REGION, account: str = ACCOUNT_ID) -> str:
@@ -81,8 +83,8 @@ class Agent:
 
 def start_agent(shape: str, python: str = sys.executable) -> Agent:
     """Starts `app.py` with `AGENT_SHAPE=shape` on a free 127.0.0.1 port; waits for `/ping`."""
-    if shape not in SHAPES:
-        raise ValueError(f"shape must be one of {SHAPES}")
+    if shape not in SHAPES + TEST_SHAPES:
+        raise ValueError(f"shape must be one of {SHAPES + TEST_SHAPES}")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, AGENT_SHAPE=shape, AGENT_PORT=str(port), PYTHONUNBUFFERED="1")

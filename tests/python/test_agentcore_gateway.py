@@ -55,13 +55,13 @@ def model(name: str, arn: str, emulator_url: str, **extra) -> str:
 def stack(tmp_path_factory):
     started = []
     try:
-        agents = {shape: start_agent(shape) for shape in SHAPES}
+        agents = {shape: start_agent(shape) for shape in SHAPES + ("request_headers",)}
         started += agents.values()
-        arns = {shape: runtime_arn(f"strands_{shape}") for shape in SHAPES}
-        emulator = start_emulator(forward=[f"{runtime_id(arns[s])}={agents[s].url}" for s in SHAPES])
+        arns = {shape: runtime_arn(f"strands_{shape}") for shape in agents}
+        emulator = start_emulator(forward=[f"{runtime_id(arns[s])}={agents[s].url}" for s in agents])
         started.append(emulator)
         e = emulator.url
-        models = [model(f"ac-{s}", arns[s], e) for s in SHAPES]
+        models = [model(f"ac-{s}", arns[s], e) for s in agents]
         models += [
             model("ac-scripted", SCRIPTED, e, stream_timeout=5),
             model("ac-retry", SCRIPTED, e, num_retries=2),
@@ -70,7 +70,8 @@ def stack(tmp_path_factory):
             model("ac-conversation", SCRIPTED, e, send_conversation="true", tenant="acme"),
         ]
         cfg = tmp_path_factory.mktemp("agentcore") / "config.yaml"
-        cfg.write_text("model_list:\n" + "\n".join(models) + "\ngeneral_settings:\n  master_key: os.environ/TEST_MASTER_KEY\n")
+        cfg.write_text("model_list:\n" + "\n".join(models) + "\ngeneral_settings:\n  master_key: os.environ/TEST_MASTER_KEY\n"
+                       "litellm_settings:\n  model_group_settings:\n    forward_client_headers_to_llm_api: [ac-request_headers]\n")
         port = free_port()
         env = dict(os.environ, EMU_AK=TEST_AK, EMU_SK=TEST_SK, TEST_MASTER_KEY=MASTER_KEY,
                    AGENT_BEARER=BEARER_TOKEN, RUST_LOG="info")
@@ -248,6 +249,33 @@ def test_trace_context_and_merged_fields_reach_the_agent(client, emulator):
     assert payload["system_prompt"] == "be brief"
     assert [m["role"] for m in payload["messages"]] == ["system", "user"]
     assert call["auth"] == "sigv4"
+
+
+CUSTOM = "X-Amzn-Bedrock-AgentCore-Runtime-Custom-Tenant"
+
+
+def test_forwarded_client_headers_reach_the_agent_code(client, emulator):
+    """LiteLLM's `forward_client_headers_to_llm_api` for this model: the client's `x-` headers go
+    to the runtime, which passes its allow-listed ones (the custom prefix, on the emulator) to
+    BedrockAgentCoreApp's `context.request_headers`; credentials and the runtime's own
+    `x-amzn-` headers never go."""
+    r = client.chat.completions.create(
+        model="ac-request_headers", messages=[{"role": "user", "content": "hi"}],
+        extra_headers={CUSTOM: "acme", "x-team": "blue", "x-api-key": "sk-not-for-the-agent",
+                       "X-Amzn-Bedrock-AgentCore-Runtime-User-Id": "admin"})
+    seen = {k.lower(): v for k, v in json.loads(r.choices[0].message.content).items()}
+    assert seen.get(CUSTOM.lower()) == "acme", seen
+    assert "x-api-key" not in seen and not any(v == "sk-not-for-the-agent" for v in seen.values())
+    [call] = emulator.invocations()
+    assert call["headers"].get(CUSTOM.lower()) == "acme"
+    assert call["userId"] is None, call
+
+
+def test_client_headers_are_not_forwarded_unless_the_model_says_so(client, emulator):
+    client.chat.completions.create(model="ac-scripted", messages=[{"role": "user", "content": "hi"}],
+                                   extra_headers={CUSTOM: "acme"})
+    [call] = emulator.invocations()
+    assert CUSTOM.lower() not in call["headers"], call["headers"]
 
 
 @pytest.mark.parametrize("name,status", list(ERRORS.items()))

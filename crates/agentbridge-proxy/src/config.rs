@@ -138,8 +138,32 @@ pub struct Config {
     pub router: crate::router::settings::RouterSettings,
     /// Metrics and logs (LiteLLM's settings and agentbridge's, merged).
     pub observe: crate::observe::ObserveSettings,
+    /// Which models pass the client's headers on to their agents.
+    pub forward_headers: ForwardHeaders,
     /// Keys that were ignored, for the start-up log.
     pub warnings: Vec<String>,
+}
+
+/// LiteLLM's `forward_client_headers_to_llm_api`: which models pass the client's `x-`
+/// headers on to their agents (`routes::forwarded_headers` says which headers).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForwardHeaders {
+    /// `general_settings.forward_client_headers_to_llm_api: true`: every model.
+    pub all: bool,
+    /// `litellm_settings.model_group_settings.forward_client_headers_to_llm_api`: these
+    /// model names (a trailing `*` matches names that start with what precedes it).
+    pub models: Vec<String>,
+}
+
+impl ForwardHeaders {
+    /// Whether model `name` forwards the client's headers.
+    pub fn applies_to(&self, name: &str) -> bool {
+        self.all
+            || self.models.iter().any(|m| match m.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => m == name,
+            })
+    }
 }
 
 /// Every problem found in a config.
@@ -230,9 +254,11 @@ pub fn parse(
         }
     }
     let mut observe = crate::observe::ObserveSettings::default();
+    let mut forward_headers = ForwardHeaders::default();
     read_litellm_settings(
         root.get("litellm_settings"),
         &mut observe,
+        &mut forward_headers,
         &mut warnings,
         &mut problems,
     );
@@ -356,6 +382,12 @@ pub fn parse(
                             ("require_auth_for_metrics_endpoint", _) => problems.push(
                                 "general_settings.require_auth_for_metrics_endpoint: expected true or false".into(),
                             ),
+                            ("forward_client_headers_to_llm_api", Value::Bool(b)) => {
+                                forward_headers.all = *b
+                            }
+                            ("forward_client_headers_to_llm_api", _) => problems.push(
+                                "general_settings.forward_client_headers_to_llm_api: expected true or false (per model: litellm_settings.model_group_settings)".into(),
+                            ),
                             ("disable_spend_logs", Value::Bool(b)) => disable_spend_logs = *b,
                             ("disable_spend_logs", _) => problems.push(
                                 "general_settings.disable_spend_logs: expected true or false".into(),
@@ -398,6 +430,13 @@ pub fn parse(
     }
 
     let router = crate::router::settings::read(&root, &models, env, &mut problems, &mut warnings);
+    for name in &forward_headers.models {
+        if !name.ends_with('*') && !models.iter().any(|m| &m.name == name) {
+            warnings.push(format!(
+                "litellm_settings.model_group_settings.forward_client_headers_to_llm_api: {name:?} is not a model_name in model_list"
+            ));
+        }
+    }
     let mut models = models;
     if let Some(t) = router.timeout {
         for (m, own) in models.iter_mut().zip(&own_timeout) {
@@ -429,6 +468,7 @@ pub fn parse(
             default_database: None,
             server,
             router,
+            forward_headers,
             warnings,
         })
     } else {
@@ -437,11 +477,13 @@ pub fn parse(
 }
 
 /// Reads what agentbridge uses of `litellm_settings`: `callbacks` (and `success_callback`,
-/// `failure_callback`) naming `prometheus` or `otel`, and `json_logs`. The router reads the rest (and
+/// `failure_callback`) naming `prometheus` or `otel`, `json_logs`, and
+/// `model_group_settings.forward_client_headers_to_llm_api`. The router reads the rest (and
 /// warns about what nothing uses).
 fn read_litellm_settings(
     section: Option<&Value>,
     observe: &mut crate::observe::ObserveSettings,
+    forward_headers: &mut ForwardHeaders,
     warnings: &mut Vec<String>,
     problems: &mut Vec<String>,
 ) {
@@ -475,6 +517,30 @@ fn read_litellm_settings(
             ("json_logs", Value::Bool(b)) => observe.json_logs = *b,
             ("json_logs", _) => {
                 problems.push("litellm_settings.json_logs: expected true or false".into())
+            }
+            ("model_group_settings", Value::Object(m)) => {
+                for (k, v) in m {
+                    let at = format!("litellm_settings.model_group_settings.{k}");
+                    match (k.as_str(), v) {
+                        ("forward_client_headers_to_llm_api", Value::Array(names)) => {
+                            for n in names {
+                                match n.as_str() {
+                                    Some(n) => forward_headers.models.push(n.to_string()),
+                                    None => problems.push(format!(
+                                        "{at}: expected a list of model names, got {n}"
+                                    )),
+                                }
+                            }
+                        }
+                        ("forward_client_headers_to_llm_api", _) => {
+                            problems.push(format!("{at}: expected a list of model names"))
+                        }
+                        _ => warnings.push(format!("{at}: not used by agentbridge, ignored")),
+                    }
+                }
+            }
+            ("model_group_settings", _) => {
+                problems.push("litellm_settings.model_group_settings: expected a mapping".into())
             }
             // Everything else is the router's to read or to warn about.
             _ => {}

@@ -249,3 +249,53 @@ fn the_request_log_is_off_by_litellms_disable_spend_logs_or_our_own_setting() {
         "{e}"
     );
 }
+
+#[test]
+fn forward_client_headers_to_llm_api_for_every_model_or_named_ones() {
+    let load = |text: &str| {
+        parse(
+            &format!("{DOCS_CONFIG}{text}"),
+            &env,
+            LoadOptions::default(),
+        )
+    };
+    let off = load("").unwrap();
+    assert_eq!(off.forward_headers, ForwardHeaders::default());
+    assert!(!off.forward_headers.applies_to("bedrock-agent-1"));
+
+    let all = load("general_settings:\n  forward_client_headers_to_llm_api: true\n").unwrap();
+    assert!(all.forward_headers.applies_to("bedrock-agent-2"));
+    assert!(
+        all.warnings.iter().all(|w| !w.contains("forward_client")),
+        "{:?}",
+        all.warnings
+    );
+
+    let some = load(
+        "litellm_settings:\n  model_group_settings:\n    forward_client_headers_to_llm_api: [bedrock-agent-2, team-*, gone]\n",
+    )
+    .unwrap();
+    let f = &some.forward_headers;
+    assert!(!f.all);
+    assert!(
+        f.applies_to("bedrock-agent-2")
+            && f.applies_to("team-a")
+            && !f.applies_to("bedrock-agent-1")
+    );
+    assert_eq!(
+        some.warnings,
+        vec!["litellm_settings.model_group_settings.forward_client_headers_to_llm_api: \"gone\" is not a model_name in model_list".to_string()]
+    );
+
+    for bad in [
+        "general_settings:\n  forward_client_headers_to_llm_api: [bedrock-agent-1]\n",
+        "litellm_settings:\n  model_group_settings:\n    forward_client_headers_to_llm_api: true\n",
+        "litellm_settings:\n  model_group_settings: [x]\n",
+    ] {
+        let e = load(bad).unwrap_err().to_string();
+        assert!(
+            e.contains("forward_client_headers_to_llm_api") || e.contains("model_group_settings"),
+            "{e}"
+        );
+    }
+}

@@ -10,7 +10,7 @@ use agentbridge::canonical::CallContext;
 use agentbridge::params::is_deployment_param;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
@@ -94,8 +94,9 @@ pub fn refuse_deployment_params(obj: &serde_json::Map<String, Value>) -> Result<
     }
 }
 
-/// What a target may forward from the client's request: W3C trace context, and the end
-/// user's own token from the header the model's deployments name (`user_token_header`).
+/// What a target may forward from the client's request: W3C trace context, the end user's
+/// own token from the header the model's deployments name (`user_token_header`), and the
+/// client headers the model forwards ([`forwarded_headers`]).
 pub fn call_context(headers: &HeaderMap, pool: &crate::state::Pool) -> CallContext {
     // Names made once: a `&str` name is parsed and validated on every lookup.
     const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -116,12 +117,47 @@ pub fn call_context(headers: &HeaderMap, pool: &crate::state::Pool) -> CallConte
             .trim();
         (!token.is_empty()).then(|| SecretString::from(token.to_string()))
     });
+    let forwarded = if pool.forwards_client_headers {
+        forwarded_headers(headers, pool.user_token_header())
+    } else {
+        Vec::new()
+    };
     CallContext {
         traceparent: text(headers, TRACEPARENT),
         tracestate: text(headers, TRACESTATE),
         baggage: text(headers, BAGGAGE),
         user_token,
+        forwarded,
     }
+}
+
+/// The client headers passed on to the agent by a model with
+/// `forward_client_headers_to_llm_api` (LiteLLM's rule: every `x-` header but
+/// `x-stainless-*`), less what must never leave the gateway or could change the call: the
+/// gateway's credentials (`x-api-key`, `x-litellm-*`) and the end user's token header,
+/// the gateway's own `x-agentbridge-*`, and the names AWS reserves (`x-amz-*`, used by
+/// SigV4, and `x-amzn-*`, such as the runtime's session and user ids) except AgentCore's
+/// custom prefix `x-amzn-bedrock-agentcore-runtime-custom-`.
+pub fn forwarded_headers(
+    headers: &HeaderMap,
+    user_token_header: Option<&str>,
+) -> Vec<(HeaderName, HeaderValue)> {
+    const CUSTOM: &str = "x-amzn-bedrock-agentcore-runtime-custom-";
+    let passed = |name: &str| {
+        name.starts_with("x-")
+            && !name.starts_with("x-stainless")
+            && !name.starts_with("x-litellm-")
+            && !name.starts_with("x-agentbridge-")
+            && !name.starts_with("x-amz-")
+            && (!name.starts_with("x-amzn-") || name.starts_with(CUSTOM))
+            && name != "x-api-key"
+            && Some(name) != user_token_header
+    };
+    headers
+        .iter()
+        .filter(|(k, _)| passed(k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// `POST /v1/chat/completions` and `/chat/completions`, behind the router's auth.
@@ -192,4 +228,67 @@ pub async fn readiness(State(gw): State<Arc<Gateway>>) -> Response {
 pub async fn fallback(headers: HeaderMap, uri: axum::http::Uri) -> Response {
     let _ = headers;
     ProxyError::NotFound(uri.path().to_string()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_headers_are_the_clients_x_headers_less_credentials_and_reserved_names() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("x-tenant", "acme"),
+            ("X-Amzn-Bedrock-AgentCore-Runtime-Custom-Region", "eu"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-request-id", "r1"),
+            ("x-request-id", "r2"),
+            // Never forwarded:
+            ("authorization", "Bearer sk-gateway"),
+            ("x-api-key", "sk-gateway"),
+            ("x-litellm-api-key", "sk-gateway"),
+            ("x-litellm-timeout", "9"),
+            ("x-user-token", "end-user-secret"),
+            ("x-agentbridge-session-id", "s"),
+            ("x-amz-date", "20260101T000000Z"),
+            ("x-amz-security-token", "t"),
+            ("x-amzn-bedrock-agentcore-runtime-user-id", "admin"),
+            (
+                "x-amzn-bedrock-agentcore-runtime-session-id",
+                "another-users-session-0123456789abc",
+            ),
+            ("x-amzn-trace-id", "Root=1"),
+            ("x-stainless-lang", "python"),
+            ("content-type", "application/json"),
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+        ] {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_static(v),
+            );
+        }
+        let got: Vec<(String, String)> = forwarded_headers(&h, Some("x-user-token"))
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        let want = [
+            ("x-tenant", "acme"),
+            ("x-amzn-bedrock-agentcore-runtime-custom-region", "eu"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-request-id", "r1"),
+            ("x-request-id", "r2"),
+        ];
+        assert_eq!(
+            got,
+            want.map(|(k, v)| (k.to_string(), v.to_string())).to_vec()
+        );
+        assert!(
+            forwarded_headers(&h, None)
+                .iter()
+                .any(|(k, _)| k == "x-user-token")
+        );
+    }
 }

@@ -67,7 +67,13 @@ impl Gateway {
         }
         let (router, groups) =
             Router::build(router_settings, config.server.session_failover, deployments);
-        let models = groups.into_iter().map(|g| (g.name.clone(), g)).collect();
+        let models = groups
+            .into_iter()
+            .map(|mut g| {
+                g.forwards_client_headers = config.forward_headers.applies_to(&g.name);
+                (g.name.clone(), g)
+            })
+            .collect();
         let keys = match &config.master_key {
             None => None,
             Some(_) => {

@@ -46,6 +46,10 @@ pub struct CallContext {
     /// The end user's own OAuth token, from the request header the deployment names (never
     /// from the JSON body; never logged).
     pub user_token: Option<SecretString>,
+    /// The client's headers the model passes on to its agent (LiteLLM's
+    /// `forward_client_headers_to_llm_api`): its `x-` headers but credentials, names AWS
+    /// reserves and the gateway's own. Empty unless the config asks for it.
+    pub forwarded: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 /// The canonical request: one conversation turn for an agent.

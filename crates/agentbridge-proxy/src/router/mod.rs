@@ -58,6 +58,9 @@ pub struct Group {
     ring: affinity::Ring,
     /// One deployment, no fallbacks, no caps: called directly.
     direct: bool,
+    /// Whether the client's headers are passed on to the agent
+    /// (`forward_client_headers_to_llm_api`; see `routes::forwarded_headers`).
+    pub forwards_client_headers: bool,
 }
 
 impl Group {
@@ -117,6 +120,7 @@ impl Router {
                         members: Vec::new(),
                         ring: affinity::Ring::new([]),
                         direct: false,
+                        forwards_client_headers: false,
                     });
                     groups.len() - 1
                 });

@@ -260,7 +260,11 @@ pub fn parse(
                 "redis_port" => port = v.as_u64().or_else(|| v.as_str()?.parse().ok()),
                 "redis_password" => password = v.as_str().map(str::to_string),
                 // Observability's (config.rs reads them).
-                "callbacks" | "success_callback" | "failure_callback" | "json_logs"
+                "callbacks"
+                | "success_callback"
+                | "failure_callback"
+                | "json_logs"
+                | "model_group_settings"
                     if section == "litellm_settings" => {}
                 other if section == "router_settings" && UNUSED.contains(&other) => {
                     warnings.push(format!("{at}: not used by agentbridge, ignored"))

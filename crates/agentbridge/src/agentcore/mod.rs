@@ -6,7 +6,8 @@
 //! sent with `Authorization: Bearer` (the end user's token from the deployment's
 //! `user_token_header`, else the deployment's `api_key`). Headers: the runtime session
 //! (33-256 characters, see [`request::session_for`]), `runtimeUserId`, and the client's W3C
-//! `traceparent`/`tracestate`/`baggage`. The payload is [`request::payload`]. The answer is
+//! `traceparent`/`tracestate`/`baggage`, and the client headers the model forwards
+//! (`CallContext::forwarded`). The payload is [`request::payload`]. The answer is
 //! read by its content type: `text/event-stream` event by event ([`sse`], [`response`]),
 //! anything else as one JSON body.
 //!
@@ -197,6 +198,11 @@ impl AgentCoreRuntime {
                     if let Some(v) = v {
                         rb = rb.header(k, v.as_str());
                     }
+                }
+                // Unsigned, as SigV4 allows (none is an `x-amz-` name); the runtime passes
+                // the ones its header allowlist names to the agent.
+                for (k, v) in &ctx.forwarded {
+                    rb = rb.header(k, v);
                 }
                 match bearer {
                     Some(token) => {

@@ -7,7 +7,9 @@
 //! id) a batch whose commit succeeded but whose answer was lost is not counted twice.
 //!
 //! A key's spend as this instance knows it is the cached record's (the database's figure as
-//! last read, plus what flushes have written since) plus what the buffer still holds. A read
+//! last read, plus what flushes have written since) plus what the buffer still holds of calls
+//! charged in the key's current budget period (the buffer keeps each key's spend per second
+//! charged; a batch written after a reset adds to the key only the calls charged since). A read
 //! of the database that a batch's commit overlaps may or may not hold that batch: [`Writes`]
 //! tells the key cache whether one did (see [`SpendBuffer::writes`]).
 //!
@@ -182,11 +184,12 @@ impl SpendBuffer {
 
     /// Writes the calls buffered when it starts, batch by batch, oldest first; calls charged
     /// meanwhile wait for the next flush (chasing them would write ever smaller transactions,
-    /// as [`super::request_log::RequestLogBuffer::flush`] says). `written` is told each
-    /// batch's spend added to each key once it is committed (a log charged before its key's
-    /// budget period began adds none: see [`Store::record`]), in one step with the batch leaving the
-    /// buffer as [`Self::with_unwritten`] sees it. Returns the number of calls written, or
-    /// the error that stopped the writing (what was not written stays buffered).
+    /// as [`super::request_log::RequestLogBuffer::flush`] says). `written` is told the
+    /// spend each batch added to each key once it is committed (a log charged before its
+    /// key's budget period began adds none: see [`Store::record`]), in one step with the
+    /// batch leaving the buffer as [`Self::with_unwritten`] sees it. Returns the number of
+    /// calls written, or the error that stopped the writing (what was not written stays
+    /// buffered).
     pub async fn flush(
         &self,
         store: &Store,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
+import re
 
 import openai
 import pytest
@@ -356,6 +358,34 @@ def test_the_example_config_answers_on_the_built_in_emulator(tmp_path):
                                                 messages=[{"role": "user", "content": "hello emulate:sse"}]))
         text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
         assert text == "Emulated AgentCore runtime my_agent-AbCdE12345 received: hello emulate:sse"
+    finally:
+        gw.stop()
+
+
+def test_the_built_in_emulator_accepts_an_oauth_models_api_key(tmp_path):
+    """`--emulator` with a model that reaches its runtime with a bearer token (`api_key`): the
+    runtime is configured for OAuth there and takes that token, not a signature."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    arn = runtime_arn("my_oauth_agent")
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"""model_list:
+  - model_name: oauth-agent
+    litellm_params:
+      model: bedrock/agentcore/{arn}
+      api_key: os.environ/AGENT_BEARER
+""")
+    env = dict(os.environ, AGENT_BEARER=BEARER_TOKEN)
+    gw = Proc(["--config", str(cfg), "--emulator", "--port", str(port), "--host", "127.0.0.1"],
+              f"{url}/health/liveliness", env=env, log_name="pytest-agentcore-emulator-oauth")
+    try:
+        c = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
+        r = c.chat.completions.create(model="oauth-agent", messages=[{"role": "user", "content": "hello"}])
+        assert r.choices[0].message.content == f"Emulated AgentCore runtime {runtime_id(arn)} received: hello"
+        emulator = re.search(r"served by the built-in emulator at (http://[0-9.:]+)",
+                             pathlib.Path(gw.log.name).read_text()).group(1)
+        calls = requests.get(f"{emulator}/_emulator/agentcore/invocations", timeout=10).json()
+        assert [call["auth"] for call in calls] == ["bearer"], calls
     finally:
         gw.stop()
 

@@ -426,12 +426,18 @@ async fn start_emulator(cfg: &mut Config) -> Result<SocketAddr, AnyError> {
         if m.settings.region.is_none() && m.settings.target.region().is_none() {
             m.settings.region = Some("us-east-1".into());
         }
-        // AgentCore runtimes exist in the accounts their ARNs name.
+        // AgentCore runtimes exist in the accounts their ARNs name; one the model reaches
+        // with a fixed bearer token (`api_key`) is configured for OAuth and accepts it.
         if let Some(arn) =
             agentbridge::agentcore::arn::RuntimeArn::parse(&m.settings.target.model())
-            && !ecfg.agentcore.accounts.contains(&arn.account)
         {
-            ecfg.agentcore.accounts.push(arn.account);
+            if let Some(token) = m.settings.target.bearer_token() {
+                ecfg.agentcore.bearer_tokens.push(token.clone());
+                ecfg.agentcore.oauth_runtimes.push(arn.runtime_id);
+            }
+            if !ecfg.agentcore.accounts.contains(&arn.account) {
+                ecfg.agentcore.accounts.push(arn.account);
+            }
         }
     }
     let addr = agentbridge_emulator::spawn(ecfg).await?;

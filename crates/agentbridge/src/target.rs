@@ -18,6 +18,7 @@ use crate::client::Client;
 use crate::deployment::{Deployment, ParamError};
 use crate::error::Result;
 use futures::future::BoxFuture;
+use secrecy::SecretString;
 use serde_json::{Map, Value};
 use std::fmt;
 use std::sync::Arc;
@@ -36,6 +37,12 @@ pub trait Target: Send + Sync + fmt::Debug {
 
     /// The region the model string itself names (an ARN's), if any.
     fn region(&self) -> Option<&str> {
+        None
+    }
+
+    /// The fixed bearer token the target sends instead of a signature (AgentCore's
+    /// `api_key`), if any: for an emulator standing in for the service, which must accept it.
+    fn bearer_token(&self) -> Option<&SecretString> {
         None
     }
 

@@ -277,6 +277,10 @@ impl Target for AgentCoreRuntime {
         Some(&self.arn.region)
     }
 
+    fn bearer_token(&self) -> Option<&SecretString> {
+        self.api_key.as_ref()
+    }
+
     fn invoke<'a>(
         &'a self,
         d: &'a Deployment,

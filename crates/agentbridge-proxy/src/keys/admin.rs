@@ -124,23 +124,11 @@ fn apply(rec: &mut KeyRecord, f: &KeyFields) -> Result<()> {
 /// record. `/key/generate` and the admin UI both create keys here.
 pub async fn create_key(keys: &Keys, f: &KeyFields) -> Result<(String, KeyRecord)> {
     let key = format!("sk-{}", hex::encode(rand::random::<[u8; 24]>()));
-    let mut rec = KeyRecord {
-        token: token_of(&key),
-        key_alias: None,
-        key_name: format!("{}...{}", &key[..6], &key[key.len() - 4..]),
-        models: vec![],
-        max_budget: None,
-        budget_duration: None,
-        budget_reset_at: None,
-        budget_period_start: None,
-        rpm_limit: None,
-        tpm_limit: None,
-        expires: None,
-        metadata: json!({}),
-        spend: 0.0,
-        created_at: now(),
-        deleted_at: None,
-    };
+    let mut rec = KeyRecord::unlimited(
+        token_of(&key),
+        format!("{}...{}", &key[..6], &key[key.len() - 4..]),
+        now(),
+    );
     apply(&mut rec, f)?;
     keys.store.insert(&rec).await.map_err(db_err)?;
     Ok((key, rec))

@@ -41,6 +41,29 @@ pub struct KeyRecord {
     pub deleted_at: Option<i64>,
 }
 
+impl KeyRecord {
+    /// A key with no limits, nothing spent and no metadata, created at `created_at`.
+    pub fn unlimited(token: String, key_name: String, created_at: i64) -> Self {
+        Self {
+            token,
+            key_alias: None,
+            key_name,
+            models: vec![],
+            max_budget: None,
+            budget_duration: None,
+            budget_reset_at: None,
+            budget_period_start: None,
+            rpm_limit: None,
+            tpm_limit: None,
+            expires: None,
+            metadata: Value::Object(Default::default()),
+            spend: 0.0,
+            created_at,
+            deleted_at: None,
+        }
+    }
+}
+
 /// Seconds in a LiteLLM duration string (`30s`, `10m`, `1h`, `7d`, `1mo`).
 pub fn parse_duration(s: &str) -> Option<i64> {
     let s = s.trim();

@@ -277,23 +277,11 @@ pub(crate) mod tests {
             .unwrap();
         for token in tokens {
             store
-                .insert(&KeyRecord {
-                    token: (*token).into(),
-                    key_alias: None,
-                    key_name: "sk-...test".into(),
-                    models: vec![],
-                    max_budget: None,
-                    budget_duration: None,
-                    budget_reset_at: None,
-                    budget_period_start: None,
-                    rpm_limit: None,
-                    tpm_limit: None,
-                    expires: None,
-                    metadata: serde_json::Value::Null,
-                    spend: 0.0,
-                    created_at: 0,
-                    deleted_at: None,
-                })
+                .insert(&KeyRecord::unlimited(
+                    (*token).into(),
+                    "sk-...test".into(),
+                    0,
+                ))
                 .await
                 .unwrap();
         }

@@ -109,7 +109,7 @@ impl SpendBuffer {
     }
 
     /// The key's spend not yet written, charged at or after `start` (all of it for `None`).
-    pub fn of(&self, token: &str, start: Option<i64>) -> f64 {
+    fn of(&self, token: &str, start: Option<i64>) -> f64 {
         self.pending().spend.get(token).map_or(0.0, |seconds| {
             seconds
                 .range(start.unwrap_or(i64::MIN)..)
